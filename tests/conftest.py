@@ -1,0 +1,19 @@
+"""Shared test settings: deterministic torch, a CI hypothesis profile."""
+import os
+
+import pytest
+import torch
+from hypothesis import settings
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=False)
+settings.register_profile("dev", max_examples=25, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def tmp_run_dir(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    return d
