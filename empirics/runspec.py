@@ -1,0 +1,121 @@
+"""A declared run: a training config plus the profiles to measure on it.
+
+``RunSpec.key`` is the run's identity in the run store: the first 16 hex
+digits of the sha256 of the spec's canonical JSON (keys sorted, no spaces,
+integral floats written as integers so ``30`` and ``30.0`` hash alike).
+Every field of the training config and of the profile settings enters the
+key; changing any of them (or a TrainConfig default) makes a new run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+KEY_HEX_DIGITS = 16
+
+
+def canonical(obj: Any) -> Any:
+    """JSON-ready copy of `obj` with integral floats as ints, tuples as lists."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise ValueError(f"cannot hash a non-finite number {obj!r}")
+        return int(obj) if obj.is_integer() else obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    raise TypeError(f"cannot hash a value of type {type(obj).__name__}")
+
+
+def config_hash(obj: Any) -> str:
+    """First 16 hex digits of sha256 over the canonical JSON of `obj`."""
+    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_HEX_DIGITS]
+
+
+def train_config_dict(config: Any) -> dict:
+    """A training config as a dict: its `to_dict()` if it has one, else its fields."""
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    raise TypeError("`train` must be a TrainConfig (a dataclass with to_dict())")
+
+
+def _float_tuple(values, name: str, low: float, high: float) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)
+    if not out or any(not low <= v <= high for v in out):
+        raise ValueError(f"`{name}` must be a non-empty sequence of numbers in [{low}, {high}]")
+    if list(out) != sorted(set(out)):
+        raise ValueError(f"`{name}` must be strictly increasing")
+    return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a figure: train `train`, then measure on `n_test` test
+    images (a stratified subset drawn with `profile_seed`) the invariance
+    profile over `thetas` and one robustness profile (PGD-`pgd_steps` over
+    `epsilons`) per test rotation B in `test_rotations`."""
+
+    train: Any  # empirics.train.TrainConfig
+    thetas: tuple[float, ...]
+    epsilons: tuple[float, ...]
+    pgd_steps: int
+    test_rotations: tuple[float, ...] = (0.0,)
+    n_test: int = 500
+    profile_seed: int = 0
+
+    def __post_init__(self):
+        train_config_dict(self.train)  # raises TypeError for anything else
+        set_ = object.__setattr__
+        set_(self, "thetas", _float_tuple(self.thetas, "thetas", 0.0, 180.0))
+        set_(self, "epsilons", _float_tuple(self.epsilons, "epsilons", 0.0, 1.0))
+        set_(self, "test_rotations", _float_tuple(self.test_rotations, "test_rotations", 0.0, 180.0))
+        for name in ("pgd_steps", "n_test"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        if isinstance(self.profile_seed, bool) or not isinstance(self.profile_seed, int):
+            raise ValueError(f"`profile_seed` must be an integer, got {self.profile_seed!r}")
+
+    def to_dict(self) -> dict:
+        return {"train": train_config_dict(self.train), "thetas": list(self.thetas),
+                "epsilons": list(self.epsilons), "pgd_steps": self.pgd_steps,
+                "test_rotations": list(self.test_rotations), "n_test": self.n_test,
+                "profile_seed": self.profile_seed}
+
+    @classmethod
+    def from_dict(cls, d: dict, train_type: type | None = None) -> "RunSpec":
+        """Inverse of to_dict; `train_type` defaults to empirics.train.TrainConfig."""
+        if train_type is None:
+            from empirics.train import TrainConfig as train_type
+        train = (train_type.from_dict(d["train"]) if hasattr(train_type, "from_dict")
+                 else train_type(**d["train"]))
+        return cls(train, tuple(d["thetas"]), tuple(d["epsilons"]), int(d["pgd_steps"]),
+                   tuple(d["test_rotations"]), int(d["n_test"]), int(d["profile_seed"]))
+
+    @property
+    def key(self) -> str:
+        """Stable 16-hex-digit hash of the whole spec (the run-store folder name)."""
+        return config_hash(self.to_dict())
+
+    def describe(self) -> str:
+        """Short human label: model, data set, training rotation/eps/curriculum."""
+        t = train_config_dict(self.train)
+        parts = [str(t.get("model", "?")), str(t.get("dataset", "?"))]
+        for name in ("theta", "eps", "epochs"):
+            if name in t:
+                parts.append(f"{name}={t[name]:g}" if isinstance(t[name], float)
+                             else f"{name}={t[name]}")
+        if t.get("stages"):
+            parts.append(f"{len(t['stages'])} stages")
+        return " ".join(parts)

@@ -1,0 +1,148 @@
+"""A run store: one folder per declared run, named by the run's config hash.
+
+Layout (``root`` is ``run_store/`` by default and is never committed)::
+
+    root/<spec.key>/spec.json       the RunSpec (written when the run starts)
+    root/<spec.key>/config.json     } written by empirics.train.train: the
+    root/<spec.key>/checkpoint.pt   } training run folder, checkpointed
+    root/<spec.key>/metrics.json    } atomically after every epoch
+    root/<spec.key>/profiles.json   written last, atomically: the run is done
+
+A run is *done* exactly when ``profiles.json`` exists, parses and names the
+run's key. Every file is written with ``empirics.io.atomic_write_*``, so an
+interrupted run never leaves a half-written file that looks whole; a run
+without ``profiles.json`` is resumed (``train(..., resume=True)`` continues
+from the last finished epoch) and its profiles are measured again.
+
+For Ray execution the root must be on a file system that every node sees
+(NFS, a mounted bucket, ...): tasks write their folders there directly.
+
+API for readers (the verify layer, the figure commands)::
+
+    store = RunStore("run_store")
+    store.is_done(spec) -> bool
+    store.missing(specs) -> list[RunSpec]
+    store.load(spec) -> RunRecord     # raises MissingRunError if not done
+    store.run_dir(spec) -> Path       # the checkpoint folder:
+                                      # empirics.train.load_model(run_dir)
+
+``RunRecord(spec, metrics, invariance, robustness, seconds, run_dir)``:
+``metrics`` is the training ``metrics.json`` as a dict, ``invariance`` an
+``InvarianceProfile``, ``robustness`` a dict from test rotation B (float,
+degrees; the paper's A/B legend convention) to a ``RobustnessProfile``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from empirics.errors import UsageError
+from empirics.io import atomic_write_json, provenance
+
+if TYPE_CHECKING:  # imported lazily: the store itself needs no torch models
+    from empirics.experiments import RunSpec
+    from empirics.profiles import InvarianceProfile, RobustnessProfile
+
+DEFAULT_ROOT = "run_store"
+SPEC_FILE = "spec.json"
+METRICS_FILE = "metrics.json"
+PROFILES_FILE = "profiles.json"
+
+
+class MissingRunError(UsageError):
+    """A run the caller needs is not (completely) in the store."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything the store holds about one finished run."""
+
+    spec: "RunSpec"
+    metrics: dict
+    invariance: "InvarianceProfile"
+    robustness: dict  # float B (test rotation, degrees) -> RobustnessProfile
+    seconds: float  # wall time of the call that trained and profiled it
+    run_dir: Path
+
+
+class RunStore:
+    """A folder of runs keyed by ``RunSpec.key``."""
+
+    def __init__(self, root: str | os.PathLike = DEFAULT_ROOT):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    def run_dir(self, spec: "RunSpec") -> Path:
+        """The run's folder (training checkpoint and profiles)."""
+        return self.root / spec.key
+
+    def prepare(self, spec: "RunSpec") -> Path:
+        """Create the run folder and record its spec; return the folder."""
+        folder = self.run_dir(spec)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / SPEC_FILE).is_file():
+            atomic_write_json(folder / SPEC_FILE, {"key": spec.key, "spec": spec.to_dict()})
+        return folder
+
+    def is_done(self, spec: "RunSpec") -> bool:
+        """True when the run's profiles are stored (the last write of a run)."""
+        payload = self._read_profiles(spec)
+        return payload is not None
+
+    def missing(self, specs) -> list:
+        """The specs among `specs` that are not done, duplicates removed, in order."""
+        seen, out = set(), []
+        for spec in specs:
+            if spec.key not in seen and not self.is_done(spec):
+                out.append(spec)
+            seen.add(spec.key)
+        return out
+
+    def save_profiles(self, spec: "RunSpec", invariance, robustness: dict,
+                      seconds: float) -> Path:
+        """Store the measured profiles atomically; this marks the run done.
+        `robustness` maps test rotation B -> profile; profiles need `to_dict()`."""
+        if set(map(float, robustness)) != set(spec.test_rotations):
+            raise ValueError("`robustness` must have one profile per spec.test_rotations")
+        payload = {
+            "key": spec.key,
+            "spec": spec.to_dict(),
+            "seconds": float(seconds),
+            "invariance": invariance.to_dict(),
+            "robustness": [{"test_rotation": float(b), "profile": p.to_dict()}
+                           for b, p in sorted(robustness.items())],
+            "provenance": provenance(),
+        }
+        path = self.prepare(spec) / PROFILES_FILE
+        atomic_write_json(path, payload)
+        return path
+
+    def load(self, spec: "RunSpec") -> RunRecord:
+        """The finished run; MissingRunError if it is not done."""
+        payload = self._read_profiles(spec)
+        if payload is None:
+            raise MissingRunError(f"run {spec.key} ({spec.describe()}) is not in {self.root}")
+        from empirics.profiles import InvarianceProfile, RobustnessProfile
+
+        folder = self.run_dir(spec)
+        metrics_path = folder / METRICS_FILE
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        robustness = {float(item["test_rotation"]): RobustnessProfile.from_dict(item["profile"])
+                      for item in payload["robustness"]}
+        return RunRecord(spec, metrics, InvarianceProfile.from_dict(payload["invariance"]),
+                         robustness, float(payload.get("seconds", 0.0)), folder)
+
+    def _read_profiles(self, spec: "RunSpec") -> dict[str, Any] | None:
+        path = self.run_dir(spec) / PROFILES_FILE
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError):  # absent, or not JSON (written by other tools)
+            return None
+        if not isinstance(payload, dict) or payload.get("key") != spec.key:
+            return None
+        return payload

@@ -1,0 +1,153 @@
+"""Execute a sweep of declared runs into a run store: locally or on Ray.
+
+- ``execute_run(spec, store_root, ...)`` is one unit of work: train the
+  run's config into its store folder (resuming from its last checkpoint),
+  then measure its invariance and robustness profiles on the test subset
+  and store them (the write that marks the run done). Already-done runs
+  return at once.
+- ``run_sweep(specs, store, jobs=..., ray_address=None, ...)`` runs every
+  spec that is not done. Locally: in this process when ``jobs == 1``, else
+  a pool of ``jobs`` worker processes, one run per worker at a time, each
+  with ``torch.set_num_threads(cores // jobs)``. With ``ray_address``
+  (``"auto"`` or ``"ray://host:10001"``): one Ray task per run asking for
+  ``num_gpus=gpus_per_run``; tasks write to ``store.root``, which must be on
+  a file system shared by every node, and the cluster's Python must have
+  this package installed.
+
+Killing a sweep at any moment loses at most the epoch each run was in:
+training checkpoints every epoch and the next sweep resumes from there.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from typing import Callable
+
+from tqdm.auto import tqdm
+
+from empirics.runstore import RunStore
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to execute runs (never part of a run's identity)."""
+
+    data_dir: str | None = None
+    download: bool = False
+    device: str | None = None  # None: empirics.device.pick_device()
+    progress: bool = True
+    threads: int | None = None  # torch threads for the run; None: leave as is
+
+    def quiet(self, threads: int | None = None) -> "RunOptions":
+        """The same options for a worker: no progress bars, `threads` threads."""
+        return replace(self, progress=False, threads=threads)
+
+
+def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> str:
+    """Train (or resume) and profile one run into the store; return its key."""
+    store = RunStore(store_root)
+    if store.is_done(spec):
+        return spec.key
+    from empirics.data import load
+    from empirics.device import pick_device
+    from empirics.profiles import invariance_profile, robustness_profile
+    from empirics.train import load_model, train
+
+    if options.threads is not None:
+        import torch
+
+        torch.set_num_threads(options.threads)
+    start = time.perf_counter()
+    device = pick_device(options.device)
+    folder = store.prepare(spec)
+    train(spec.train, folder, resume=True, device=device, progress=options.progress)
+    model, _ = load_model(folder, device=device)
+    test = load(spec.train.dataset, "test", options.data_dir, options.download)
+    test = test.subset(min(spec.n_test, len(test)), seed=spec.profile_seed)
+    invariance = invariance_profile(model, test.images, test.labels, spec.thetas,
+                                    seed=spec.profile_seed, device=device)
+    robustness = {b: robustness_profile(model, test.images, test.labels, spec.epsilons,
+                                        steps=spec.pgd_steps, test_rotation=b,
+                                        seed=spec.profile_seed, device=device)
+                  for b in spec.test_rotations}
+    store.save_profiles(spec, invariance, robustness, time.perf_counter() - start)
+    return spec.key
+
+
+RunFn = Callable[..., str]  # run_fn(spec, store_root, options) -> key
+
+
+def run_sweep(specs, store: RunStore, jobs: int = 1, ray_address: str | None = None,
+              gpus_per_run: float = 0.0, options: RunOptions = RunOptions(),
+              run_fn: RunFn = execute_run) -> list[str]:
+    """Execute every spec of `specs` missing from `store`; return the keys run."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"`jobs` must be a positive integer, got {jobs!r}")
+    if not gpus_per_run >= 0:
+        raise ValueError(f"`gpus_per_run` must be >= 0, got {gpus_per_run!r}")
+    todo = store.missing(specs)
+    if not todo:
+        return []
+    root = str(store.root)
+    if ray_address is not None:
+        return _run_ray(todo, root, ray_address, gpus_per_run, options, run_fn)
+    if jobs == 1:
+        return _run_inline(todo, root, options, run_fn)
+    return _run_pool(todo, root, jobs, options, run_fn)
+
+
+def threads_per_job(jobs: int) -> int:
+    """CPU threads each of `jobs` concurrent runs may use."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _run_inline(todo, root, options, run_fn) -> list[str]:
+    options = replace(options, threads=threads_per_job(1))
+    done = []
+    for spec in tqdm(todo, desc="runs", unit="run", disable=not options.progress):
+        done.append(run_fn(spec, root, options))
+    return done
+
+
+def _run_pool(todo, root, jobs, options, run_fn) -> list[str]:
+    # Workers stay quiet (their bars would interleave); the sweep bar reports.
+    quiet = options.quiet(threads=threads_per_job(jobs))
+    done = []
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
+                             mp_context=get_context("spawn")) as pool, \
+            tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
+        pending = {pool.submit(run_fn, spec, root, quiet) for spec in todo}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done.append(future.result())
+                    bar.update(1)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return done
+
+
+def _run_ray(todo, root, address, gpus_per_run, options, run_fn) -> list[str]:
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("`--ray` needs the optional extra: pip install 'invrob[ray]'") from err
+    if not ray.is_initialized():
+        ray.init(address=address)
+    quiet = options.quiet()  # the cluster's scheduler sets the threads
+    task = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(run_fn)
+    pending = [task.remote(spec, root, quiet) for spec in todo]
+    done = []
+    with tqdm(total=len(todo), desc="runs (ray)", unit="run",
+              disable=not options.progress) as bar:
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            done.extend(ray.get(finished))
+            bar.update(len(finished))
+    return done
