@@ -29,7 +29,7 @@ class LinearRule:
     b: float = 0.0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        score = x.astype(np.float64) @ self.w + self.b                   # (n,)
+        score = x @ self.w.astype(x.dtype) + self.b                      # (n,)
         return np.where(score >= 0, 1, -1).astype(np.int8)
 
     def exact(self, params: ModelParams) -> ExactAccuracy:

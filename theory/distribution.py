@@ -130,5 +130,6 @@ def sufficient_statistic(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Clean: z | y ~ N(sqrt(2) mu y, 1); swapped: N(-sqrt(2) mu y, 1);
     attacked: N(sqrt(2) mu y (1 - 2 eta), 1)."""
     d = (x.shape[1] - 1) // 2
-    diff = x[:, 1::2].sum(axis=1, dtype=np.float64) - x[:, 2::2].sum(axis=1, dtype=np.float64)
-    return x[:, 0].astype(np.float64), diff / math.sqrt(2 * d)          # (n,), (n,)
+    signs = np.where(np.arange(2 * d) % 2 == 0, 1.0, -1.0) / math.sqrt(2 * d)  # (2d,)
+    z = x[:, 1:] @ signs.astype(x.dtype)                                 # (n,)
+    return x[:, 0].astype(np.float64), z.astype(np.float64)

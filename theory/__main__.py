@@ -1,0 +1,4 @@
+"""`python -m theory` is `python -m theory.check`."""
+from theory.check import main
+
+raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Check Theorem 1: proof steps (sympy), exact frontier, and Monte-Carlo
+accuracies of every classifier against the bound.
+
+    python -m theory.check --p 0.7 [--d 100] [--n 200000] [--seed 0]
+        [--mu 3] [--eta 1] [--q 0.5] [--json] [--plot FILE]
+
+Exit status: 0 consistent, 1 some classifier's bound left side lies above
+the bound beyond its interval (a refutation), 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, fields
+
+from theory import bound, classifiers as clf, frontier as fr, montecarlo
+from theory.distribution import ModelParams
+
+PROG = "python -m theory.check"
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """Everything one check depends on."""
+
+    p: float
+    d: int = 100
+    n: int = 200_000
+    seed: int = 0
+    mu: float = 3.0
+    eta: float = 1.0
+    q: float = 0.5
+    train_steps: int = 200
+
+    def __post_init__(self):
+        self.model  # validates p, d, mu, eta, q
+        if isinstance(self.n, bool) or int(self.n) != self.n or self.n < 1:
+            raise ValueError(f"`n` must be a positive integer, got {self.n}.")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed}.")
+
+    @property
+    def model(self) -> ModelParams:
+        return ModelParams(self.p, self.d, self.mu, self.eta, self.q)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("p", "d", "n", "seed", "mu", "eta", "q")}
+
+
+@dataclass(frozen=True)
+class ClassifierResult:
+    name: str
+    accuracies: montecarlo.Accuracies
+    exact: fr.ExactAccuracy | None
+    violates: bool
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.accuracies.to_dict(),
+                "exact": None if self.exact is None else self.exact.to_dict(),
+                "violates": self.violates}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    config: CheckConfig
+    theorem_applies: bool
+    coefficient: float
+    rhs: float
+    proof_steps: tuple[bound.ProofStep, ...]
+    frontier: fr.Frontier
+    classifiers: tuple[ClassifierResult, ...]
+
+    @property
+    def verdict(self) -> str:
+        return "violated" if any(c.violates for c in self.classifiers) else "consistent"
+
+    def to_dict(self) -> dict:
+        from empirics.io import provenance
+        return {"params": self.config.to_dict(), "theorem_applies": self.theorem_applies,
+                "bound": {"coefficient": self.coefficient, "rhs": self.rhs},
+                "proof_steps": [s.to_dict() for s in self.proof_steps],
+                "frontier": self.frontier.to_dict(),
+                "classifiers": [c.to_dict() for c in self.classifiers],
+                "verdict": self.verdict, "provenance": provenance()}
+
+
+def all_classifiers(config: CheckConfig) -> tuple:
+    """The exact rules and the six trained models."""
+    model = config.model
+    trained = clf.trained_classifiers(model, seed=config.seed, steps=config.train_steps)
+    return (*clf.exact_rules(model), *trained)
+
+
+def run_check(config: CheckConfig, progress: bool = False) -> CheckResult:
+    """Run every part of the check for one configuration."""
+    model = config.model
+    steps = bound.proof_steps(model)
+    front = fr.frontier(model)
+    rules = all_classifiers(config)
+    mc = montecarlo.estimate_many({r.name: r for r in rules}, model, config.n,
+                                  seed=config.seed, progress=progress)
+    rhs = bound.rhs(config.p)
+    results = tuple(ClassifierResult(r.name, mc[r.name], clf.exact_of(r, model),
+                                     mc[r.name].violates(rhs)) for r in rules)
+    return CheckResult(config, bound.theorem_applies(steps), bound.coefficient(config.p),
+                       rhs, steps, front, results)
+
+
+def _fmt(est: dict) -> str:
+    lo, hi = est["ci"]
+    return f"{est['estimate']:.4f} [{lo:.4f},{hi:.4f}]"
+
+
+def format_table(result: dict) -> str:
+    """The human-readable report of a result dict (as `to_dict` makes)."""
+    prm, bd, fro = result["params"], result["bound"], result["frontier"]
+    lines = [f"Theorem 1 on D(p={prm['p']}, d={prm['d']}), mu={prm['mu']}, eta={prm['eta']}, "
+             f"q={prm['q']}, n={prm['n']}, seed={prm['seed']}",
+             f"bound: Pr[f(rX)=Y] + {bd['coefficient']:.4f} * Pr[f(X+A)=Y] <= {bd['rhs']:.4f}"
+             f"   (corollary: not both >= 1-delta > p = {prm['p']})",
+             f"theorem applies at these parameters: {'yes' if result['theorem_applies'] else 'no'}",
+             "", "proof steps (sympy):"]
+    lines += [f"  {'PASS' if s['passed'] else 'FAIL'}  {s['name']:<22} {s['statement']}"
+              f"  [residual: {s['residual']}]" for s in result["proof_steps"]]
+    lines += ["", f"exact frontier ({len(fro['points'])} points): bound's left side ranges "
+              f"{fro['min_lhs']:.6f} .. {fro['max_lhs']:.6f} vs rhs {fro['rhs']:.6f} "
+              f"(slack {fro['slack']:.2e}); paper's bound {'holds' if fro['bound_holds'] else 'FAILS'}"
+              " for every classifier", "",
+              f"{'classifier':<22}{'clean':>26}{'spatial':>26}{'adversarial':>26}{'lhs':>26}"
+              f"{'exact (clean/spatial/adv/lhs)':>34}"]
+    for c in result["classifiers"]:
+        ex = c["exact"]
+        exs = "-" if ex is None else "/".join(f"{ex[k]:.4f}" for k in
+                                              ("clean", "spatial", "adversarial", "lhs"))
+        flag = "  VIOLATES" if c["violates"] else ""
+        lines.append(f"{c['name']:<22}" + "".join(f"{_fmt(c[k]):>26}" for k in
+                     ("clean", "spatial", "adversarial", "lhs")) + f"{exs:>34}{flag}")
+    lines += ["", f"verdict: {result['verdict']} (no classifier's left side exceeds "
+              f"{bd['rhs']:.4f} beyond its 95% interval)" if result["verdict"] == "consistent"
+              else f"verdict: violated (a classifier's left side exceeds {bd['rhs']:.4f} "
+              "beyond its 95% interval)"]
+    return "\n".join(lines)
+
+
+def theorem1_figure(result, path):
+    """Draw the Theorem 1 figure from a `CheckResult` or its JSON dict."""
+    from theory.figure import theorem1_figure as draw
+    return draw(result, path)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):                     # one line, exit 2
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog=PROG, description=(
+        "Check Theorem 1 of the paper on the synthetic distribution D(p, d): verify each proof "
+        "step with sympy, compute the exact frontier of (spatial, adversarial) accuracy over all "
+        "classifiers, and estimate by Monte-Carlo where fixed and trained classifiers land "
+        "against the bound. Exit 0 consistent, 1 violated, 2 bad input."))
+    ap.add_argument("--p", type=float, required=True, help="Pr[X0 = Y], in [1/2, 1)")
+    ap.add_argument("--d", type=int, default=100, help="number of Gaussian pairs (default 100)")
+    ap.add_argument("--n", type=int, default=200_000, help="Monte-Carlo samples (default 200000)")
+    ap.add_argument("--seed", type=int, default=0, help="seed for sampling and training")
+    ap.add_argument("--mu", type=float, default=3.0, help="feature strength (paper: 3)")
+    ap.add_argument("--eta", type=float, default=1.0, help="attack scale; A moves each "
+                    "coordinate by eta*2*mu/sqrt(d) (paper: 1)")
+    ap.add_argument("--q", type=float, default=0.5, help="swap probability of r (paper: 1/2)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--plot", metavar="FILE", help="write the figure (PNG, or PDF/SVG by suffix)")
+    return ap
+
+
+def main(argv=None) -> int:
+    from empirics.errors import exit_on_usage_error
+    args = _parser().parse_args(argv)
+    with exit_on_usage_error(PROG):
+        for name in ("p", "mu", "eta", "q"):
+            if not math.isfinite(getattr(args, name)):
+                raise ValueError(f"argument --{name}: must be a finite number")
+        config = CheckConfig(args.p, args.d, args.n, args.seed, args.mu, args.eta, args.q)
+        if args.plot and not str(args.plot).strip():
+            raise ValueError("argument --plot: empty file name")
+    result = run_check(config, progress=not args.json and sys.stderr.isatty()).to_dict()
+    if args.plot:
+        theorem1_figure(result, args.plot)
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0 if result["verdict"] == "consistent" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
