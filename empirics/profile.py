@@ -1,0 +1,138 @@
+"""`python -m empirics.profile RUN_DIR`: the invariance and robustness
+profiles of a trained run, written to RUN_DIR/profile.json and printed.
+
+The numbers come from `empirics.profiles`; this file only parses the
+command line, loads the run and its test data, and writes the result.
+Grids are `start:stop:step` (stop included), a comma list, or one number.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+from empirics.errors import UsageError, exit_on_usage_error
+from empirics.io import atomic_write_json, provenance
+
+PROG = "python -m empirics.profile"
+PROFILE = "profile.json"
+
+
+def parse_grid(text: str, flag: str, low: float, high: float) -> tuple[float, ...]:
+    """'0:180:15' -> (0, 15, ..., 180); '0,0.1,0.3' -> (0, 0.1, 0.3); values in [low, high]."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if not step > 0 or stop < start:
+                raise UsageError(f"{flag}: START:STOP:STEP needs STEP > 0 and STOP >= START, got {text!r}")
+            count = math.floor((stop - start) / step + 1e-9) + 1
+            values = tuple(round(start + k * step, 12) for k in range(count))
+        else:
+            values = tuple(float(v) for v in text.split(","))
+    except ValueError as err:
+        if isinstance(err, UsageError):
+            raise
+        raise UsageError(f"{flag}: expected START:STOP:STEP or comma-separated numbers, "
+                         f"got {text!r}") from None
+    if any(not (low <= v <= high) for v in values):
+        raise UsageError(f"{flag}: values must lie in [{low:g}, {high:g}], got {text!r}")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise UsageError(f"{flag}: values must be strictly increasing, got {text!r}")
+    return values
+
+
+def profile_run(run_dir: str | os.PathLike, thetas, epsilons, test_rotation: float = 0.0,
+                steps: int = 40, n_test: int | None = None, seed: int = 0,
+                batch_size: int = 500, device=None, data_dir: str | None = None) -> dict:
+    """Both profiles of the run in `run_dir` on its data set's test split
+    (a stratified subset of `n_test` images if given); the profile.json record."""
+    from empirics.data import load
+    from empirics.device import pick_device
+    from empirics.profiles import invariance_profile, robustness_profile
+    from empirics.train import load_model
+
+    dev = pick_device(device)
+    model, config = load_model(run_dir, dev)
+    data = load(config.dataset, "test", data_dir or config.data_dir)
+    if n_test is not None:
+        if not 1 <= n_test <= len(data):
+            raise UsageError(f"--n-test must be in [1, {len(data)}], got {n_test}")
+        data = data.subset(n_test, seed=0)
+    inv = invariance_profile(model, data.images, data.labels, thetas, seed=seed,
+                             batch_size=batch_size, device=dev)
+    rob = robustness_profile(model, data.images, data.labels, epsilons, steps=steps,
+                             test_rotation=test_rotation, seed=seed, batch_size=batch_size,
+                             device=dev)
+    return {"run_dir": str(run_dir), "n_test": len(data), "train_config": config.to_dict(),
+            "invariance": inv.to_dict(), "robustness": rob.to_dict(), "provenance": provenance()}
+
+
+def _cell(est) -> str:
+    return f"{est.value:7.4f} [{est.ci_low:.3f}, {est.ci_high:.3f}]"
+
+
+def format_table(record: dict) -> str:
+    """A readable table of both profiles of a profile.json record."""
+    from empirics.profiles import InvarianceProfile, RobustnessProfile
+
+    inv = InvarianceProfile.from_dict(record["invariance"])
+    rob = RobustnessProfile.from_dict(record["robustness"])
+    lines = [f"invariance profile ({record['n_test']} test images, angle uniform in [-theta, theta])",
+             f"{'theta':>7}  {'invariance [95% CI]':>26}  {'accuracy [95% CI]':>26}"]
+    lines += [f"{t:7g}  {_cell(i):>26}  {_cell(a):>26}"
+              for t, i, a in zip(inv.thetas, inv.invariance, inv.accuracy)]
+    lines += ["", f"robustness profile (PGD-{rob.steps}, test rotation {rob.test_rotation:g} deg)",
+              f"{'eps':>7}  {'accuracy [95% CI]':>26}  {'fooling rate [95% CI]':>26}"]
+    lines += [f"{e:7.4g}  {_cell(a):>26}  {_cell(f):>26}"
+              for e, a, f in zip(rob.epsilons, rob.accuracy, rob.fooling_rate)]
+    lines += ["", f"AUC: invariance {inv.auc():.4f}, robust accuracy {rob.auc():.4f}"]
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    from empirics.train import ArgumentParser
+
+    p = ArgumentParser(prog=PROG, description="Measure the rotation-invariance profile and the "
+                       "PGD robustness profile of a trained run; writes RUN_DIR/profile.json "
+                       "and prints a table.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by python -m empirics.train")
+    p.add_argument("--thetas", default="0:180:15", help="rotation ranges in degrees, each in "
+                   "[0, 180]: START:STOP:STEP (stop included) or a comma list (default 0:180:15)")
+    p.add_argument("--eps", default="0:0.3:0.05", help="PGD radii in pixel space, each in [0, 1] "
+                   "(default 0:0.3:0.05)")
+    p.add_argument("--test-rotation", type=float, default=0.0, help="attack test images rotated "
+                   "by B degrees (the paper's A/B convention; default 0)")
+    p.add_argument("--steps", type=int, default=40, help="PGD steps (default 40; step 2.5*eps/steps)")
+    p.add_argument("--n-test", type=int, default=None, help="use a stratified subset of N test "
+                   "images (default: the whole test split)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random test angles (default 0)")
+    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default 500)")
+    p.add_argument("--data-dir", default=None, help="data folder (default: the run's --data-dir)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser().parse_args(argv)
+    with exit_on_usage_error(PROG):
+        thetas = parse_grid(args.thetas, "--thetas", 0.0, 180.0)
+        epsilons = parse_grid(args.eps, "--eps", 0.0, 1.0)
+        if not -360 <= args.test_rotation <= 360:
+            raise UsageError(f"--test-rotation must be in [-360, 360] degrees, got {args.test_rotation}")
+        if args.steps < 1:
+            raise UsageError(f"--steps must be a positive integer, got {args.steps}")
+        if args.batch_size < 1:
+            raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
+        if not Path(args.run_dir).is_dir():
+            raise UsageError(f"RUN_DIR {args.run_dir} does not exist")
+        record = profile_run(args.run_dir, thetas, epsilons, args.test_rotation, args.steps,
+                             args.n_test, args.seed, args.batch_size, args.device, args.data_dir)
+        atomic_write_json(Path(args.run_dir) / PROFILE, record)
+    print(format_table(record))
+    print(f"wrote {Path(args.run_dir) / PROFILE}")
+    return record
+
+
+if __name__ == "__main__":
+    main()
