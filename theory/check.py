@@ -2,7 +2,7 @@
 accuracies of every classifier against the bound.
 
     python -m theory.check --p 0.7 [--d 100] [--n 200000] [--seed 0]
-        [--mu 3] [--eta 1] [--q 0.5] [--json] [--plot FILE]
+        [--mu 3] [--eta 1] [--q 0.5] [--train-steps 200] [--json] [--plot FILE]
 
 Exit status: 0 consistent, 1 some classifier's bound left side lies above
 the bound beyond its interval (a refutation), 2 bad input.
@@ -40,6 +40,8 @@ class CheckConfig:
             raise ValueError(f"`n` must be a positive integer, got {self.n}.")
         if int(self.seed) != self.seed or self.seed < 0:
             raise ValueError(f"`seed` must be a non-negative integer, got {self.seed}.")
+        if int(self.train_steps) != self.train_steps or self.train_steps < 1:
+            raise ValueError(f"`train_steps` must be a positive integer, got {self.train_steps}.")
 
     @property
     def model(self) -> ModelParams:
@@ -170,6 +172,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--eta", type=float, default=1.0, help="attack scale; A moves each "
                     "coordinate by eta*2*mu/sqrt(d) (paper: 1)")
     ap.add_argument("--q", type=float, default=0.5, help="swap probability of r (paper: 1/2)")
+    ap.add_argument("--train-steps", type=int, default=200,
+                    help="Adam steps for each trained model (default 200)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--plot", metavar="FILE", help="write the figure (PNG, or PDF/SVG by suffix)")
     return ap
@@ -182,7 +186,8 @@ def main(argv=None) -> int:
         for name in ("p", "mu", "eta", "q"):
             if not math.isfinite(getattr(args, name)):
                 raise ValueError(f"argument --{name}: must be a finite number")
-        config = CheckConfig(args.p, args.d, args.n, args.seed, args.mu, args.eta, args.q)
+        config = CheckConfig(args.p, args.d, args.n, args.seed, args.mu, args.eta, args.q,
+                             args.train_steps)
         if args.plot and not str(args.plot).strip():
             raise ValueError("argument --plot: empty file name")
     result = run_check(config, progress=not args.json and sys.stderr.isatty()).to_dict()
