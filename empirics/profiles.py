@@ -1,0 +1,300 @@
+"""Rotation-invariance and PGD-robustness profiles of a classifier.
+
+A profile keeps per-test-point outcomes (so that statistics can be
+bootstrapped over test points, paired across models that share the test set
+and the seeded angles) and derives its rates, with Wilson intervals
+(`theory.estimate.Estimate`), from them.
+
+- Invariance profile (paper Sec. 2): for each theta, every test image is
+  rotated once by its own angle uniform in [-theta, theta]; the rate of
+  invariance is the fraction whose predicted label is unchanged, next to the
+  accuracy on the rotated images. The angles are u_i * theta with one seeded
+  draw u_i in [-1, 1] per image, the same for every theta and every model.
+- Robustness profile: PGD accuracy (against true labels) and fooling rate
+  (prediction changed, f(x + A(x)) != f(x)) over an eps grid, optionally on
+  test images first rotated by random angles in [-B, B] (the paper's A/B
+  legend convention), from one `empirics.attacks.pgd_profile` run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from empirics.attacks import attack_mode, pgd_profile, predict
+from empirics.device import pick_device
+from empirics.rotation import random_angles, rotate
+from theory.estimate import Estimate
+
+
+# ---------------------------------------------------------------- helpers
+def _bits(row) -> str:
+    return "".join("1" if b else "0" for b in row)
+
+
+def _unbits(row) -> tuple[bool, ...]:
+    """A row stored as a "0101" string (compact JSON) or a list of bools/ints."""
+    if isinstance(row, str):
+        if set(row) - {"0", "1"}:
+            raise ValueError("outcome strings must hold only '0' and '1'.")
+        return tuple(c == "1" for c in row)
+    return tuple(bool(b) for b in row)
+
+
+def _rates(rows) -> tuple[Estimate, ...]:
+    return tuple(Estimate.from_counts(sum(row), len(row)) for row in rows)
+
+
+def _auc(grid: tuple[float, ...], rates: tuple[Estimate, ...]) -> float:
+    """Trapezoid area under the rate curve divided by the grid's range
+    (the rate itself for a one-point grid)."""
+    values = [r.value for r in rates]
+    if len(grid) == 1:
+        return values[0]
+    area = sum((b - a) * (u + v) / 2 for a, b, u, v in
+               zip(grid, grid[1:], values, values[1:]))
+    return area / (grid[-1] - grid[0])
+
+
+def _index(grid: tuple[float, ...], value: float, name: str) -> int:
+    for k, g in enumerate(grid):
+        if math.isclose(g, value, rel_tol=0, abs_tol=1e-9):
+            return k
+    raise ValueError(f"`{name}` {value} is not on the profile's grid {list(grid)}.")
+
+
+# ---------------------------------------------------------------- invariance
+@dataclass(frozen=True)
+class InvariancePoint:
+    theta: float
+    invariance: Estimate
+    accuracy: Estimate
+
+
+@dataclass(frozen=True)
+class InvarianceProfile:
+    """invariant[k][i]: test point i keeps its clean prediction when rotated
+    by its angle for thetas[k]; correct[k][i]: that rotated prediction is its
+    label; clean_correct[i]: the unrotated prediction is its label."""
+
+    thetas: tuple[float, ...]
+    invariant: tuple[tuple[bool, ...], ...]  # (n_thetas, n)
+    correct: tuple[tuple[bool, ...], ...]    # (n_thetas, n)
+    clean_correct: tuple[bool, ...]          # (n,)
+    seed: int
+    interpolation: str = "nearest"
+
+    def __post_init__(self):
+        k, n = len(self.thetas), len(self.clean_correct)
+        for name in ("invariant", "correct"):
+            rows = getattr(self, name)
+            if len(rows) != k or any(len(r) != n for r in rows):
+                raise ValueError(f"`{name}` must have shape ({k}, {n}).")
+
+    @property
+    def n(self) -> int:
+        return len(self.clean_correct)
+
+    @cached_property
+    def invariance(self) -> tuple[Estimate, ...]:
+        return _rates(self.invariant)
+
+    @cached_property
+    def accuracy(self) -> tuple[Estimate, ...]:
+        return _rates(self.correct)
+
+    @cached_property
+    def clean_accuracy(self) -> Estimate:
+        return Estimate.from_counts(sum(self.clean_correct), self.n)
+
+    def auc(self, metric: str = "invariance") -> float:
+        """Normalised area under the `metric` ("invariance" | "accuracy") curve."""
+        if metric not in ("invariance", "accuracy"):
+            raise ValueError("`metric` must be 'invariance' or 'accuracy'.")
+        return _auc(self.thetas, getattr(self, metric))
+
+    def at(self, theta: float) -> InvariancePoint:
+        k = _index(self.thetas, theta, "theta")
+        return InvariancePoint(self.thetas[k], self.invariance[k], self.accuracy[k])
+
+    def to_dict(self) -> dict:
+        return {"kind": "invariance", "thetas": list(self.thetas), "n": self.n,
+                "seed": self.seed, "interpolation": self.interpolation,
+                "clean_accuracy": self.clean_accuracy.to_dict(),
+                "invariance": [e.to_dict() for e in self.invariance],
+                "accuracy": [e.to_dict() for e in self.accuracy],
+                "invariant": [_bits(r) for r in self.invariant],
+                "correct": [_bits(r) for r in self.correct],
+                "clean_correct": _bits(self.clean_correct)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InvarianceProfile":
+        """Rebuilds from the per-point outcomes; the rates are recomputed."""
+        return cls(tuple(float(t) for t in d["thetas"]),
+                   tuple(_unbits(r) for r in d["invariant"]),
+                   tuple(_unbits(r) for r in d["correct"]),
+                   _unbits(d["clean_correct"]), int(d["seed"]),
+                   d.get("interpolation", "nearest"))
+
+
+# ---------------------------------------------------------------- robustness
+@dataclass(frozen=True)
+class RobustnessPoint:
+    eps: float
+    accuracy: Estimate
+    fooling_rate: Estimate
+
+
+@dataclass(frozen=True)
+class RobustnessProfile:
+    """broken_at[i]: index of the smallest eps at which test point i is
+    misclassified (len(epsilons) if never; 0 if wrong when clean);
+    fooled_at[i]: the same against its clean prediction. Test points are
+    first rotated by angles uniform in [-test_rotation, test_rotation]."""
+
+    epsilons: tuple[float, ...]
+    broken_at: tuple[int, ...]  # (n,)
+    fooled_at: tuple[int, ...]  # (n,)
+    test_rotation: float
+    steps: int
+    seed: int
+    random_start: bool = False
+
+    def __post_init__(self):
+        k, n = len(self.epsilons), len(self.broken_at)
+        if len(self.fooled_at) != n:
+            raise ValueError(f"`fooled_at` must have length {n}, like `broken_at`.")
+        if any(not 0 <= v <= k for v in self.broken_at + self.fooled_at):
+            raise ValueError(f"`broken_at` and `fooled_at` must lie in [0, {k}].")
+
+    @property
+    def n(self) -> int:
+        return len(self.broken_at)
+
+    @cached_property
+    def accuracy(self) -> tuple[Estimate, ...]:
+        return tuple(Estimate.from_counts(sum(b > j for b in self.broken_at), self.n)
+                     for j in range(len(self.epsilons)))
+
+    @cached_property
+    def fooling_rate(self) -> tuple[Estimate, ...]:
+        return tuple(Estimate.from_counts(sum(f <= j for f in self.fooled_at), self.n)
+                     for j in range(len(self.epsilons)))
+
+    def auc(self, metric: str = "accuracy") -> float:
+        """Normalised area under the `metric` ("accuracy" | "fooling_rate") curve."""
+        if metric not in ("accuracy", "fooling_rate"):
+            raise ValueError("`metric` must be 'accuracy' or 'fooling_rate'.")
+        return _auc(self.epsilons, getattr(self, metric))
+
+    def at(self, eps: float) -> RobustnessPoint:
+        k = _index(self.epsilons, eps, "eps")
+        return RobustnessPoint(self.epsilons[k], self.accuracy[k], self.fooling_rate[k])
+
+    def to_dict(self) -> dict:
+        return {"kind": "robustness", "epsilons": list(self.epsilons), "n": self.n,
+                "test_rotation": self.test_rotation, "steps": self.steps,
+                "seed": self.seed, "random_start": self.random_start,
+                "accuracy": [e.to_dict() for e in self.accuracy],
+                "fooling_rate": [e.to_dict() for e in self.fooling_rate],
+                "broken_at": list(self.broken_at), "fooled_at": list(self.fooled_at)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RobustnessProfile":
+        """Rebuilds from the per-point outcomes; the rates are recomputed."""
+        return cls(tuple(float(e) for e in d["epsilons"]),
+                   tuple(int(b) for b in d["broken_at"]),
+                   tuple(int(f) for f in d["fooled_at"]),
+                   float(d["test_rotation"]), int(d["steps"]), int(d["seed"]),
+                   bool(d.get("random_start", False)))
+
+
+# ---------------------------------------------------------------- measuring
+def _check_data(images: Tensor, labels: Tensor, batch_size: int) -> None:
+    if not isinstance(images, Tensor) or images.dim() != 4 or len(images) == 0:
+        raise ValueError("`images` must be a non-empty (N, C, H, W) tensor.")
+    if not isinstance(labels, Tensor) or labels.shape != (len(images),):
+        raise ValueError(f"`labels` must be a tensor of shape ({len(images)},).")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
+
+
+def _check_thetas(thetas) -> tuple[float, ...]:
+    grid = tuple(float(t) for t in thetas)
+    if not grid or any(not 0 <= t <= 180 for t in grid):
+        raise ValueError("`thetas` must be a non-empty grid of degrees in [0, 180].")
+    if any(b <= a for a, b in zip(grid, grid[1:])):
+        raise ValueError("`thetas` must be strictly increasing.")
+    return grid
+
+
+def _angles(n: int, theta: float, seed: int) -> Tensor:
+    """(n,) angles uniform in [-theta, theta]: the same seeded draws, scaled,
+    for every theta and every model."""
+    return random_angles(n, abs(float(theta)), torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def _rotated_predictions(model, images, angles, batch_size, device, interpolation) -> Tensor:
+    out = [predict(model, rotate(images[i:i + batch_size].to(device),
+                                 angles[i:i + batch_size].to(device), interpolation))
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out).cpu()  # (N,)
+
+
+def invariance_profile(model: nn.Module, images: Tensor, labels: Tensor, thetas,
+                       seed: int = 0, batch_size: int = 500, device=None,
+                       interpolation: str = "nearest", progress: bool = False
+                       ) -> InvarianceProfile:
+    """Rate of invariance and accuracy on test images each rotated by its own
+    random angle in [-theta, theta], for every theta in `thetas` (degrees,
+    increasing, in [0, 180]). The model is moved to `device`
+    (default `empirics.device.pick_device()`) and run in eval mode."""
+    _check_data(images, labels, batch_size)
+    grid = _check_thetas(thetas)
+    device = pick_device(device)
+    model.to(device)
+    labels = labels.cpu()
+    with attack_mode(model):
+        clean = _rotated_predictions(model, images, torch.zeros(len(images)), batch_size,
+                                     device, interpolation)  # (N,)
+        invariant, correct = [], []
+        for theta in tqdm(grid, desc="invariance", disable=not progress, leave=False):
+            angles = _angles(len(images), theta, seed)  # (N,)
+            pred = _rotated_predictions(model, images, angles, batch_size, device, interpolation)
+            invariant.append(tuple((pred == clean).tolist()))
+            correct.append(tuple((pred == labels).tolist()))
+    return InvarianceProfile(grid, tuple(invariant), tuple(correct),
+                             tuple((clean == labels).tolist()), int(seed), interpolation)
+
+
+def robustness_profile(model: nn.Module, images: Tensor, labels: Tensor, epsilons,
+                       steps: int = 40, test_rotation: float = 0.0, seed: int = 0,
+                       batch_size: int = 500, device=None, random_start: bool = False,
+                       interpolation: str = "nearest", progress: bool = False
+                       ) -> RobustnessProfile:
+    """PGD-`steps` accuracy and fooling rate over `epsilons` (pixel space,
+    step 2.5 * eps / steps), on test images first rotated by seeded random
+    angles in [-test_rotation, test_rotation] degrees. `batch_size` bounds the
+    (sample, eps) pairs attacked at once. The model is moved to `device`
+    (default `empirics.device.pick_device()`) and run in eval mode."""
+    _check_data(images, labels, batch_size)
+    if not math.isfinite(test_rotation):
+        raise ValueError(f"`test_rotation` must be a finite angle, got {test_rotation!r}.")
+    device = pick_device(device)
+    model.to(device)
+    x = images.to(device)
+    if test_rotation != 0:
+        angles = _angles(len(images), test_rotation, seed).to(device)  # (N,)
+        x = torch.cat([rotate(x[i:i + batch_size], angles[i:i + batch_size], interpolation)
+                       for i in range(0, len(x), batch_size)])  # (N, C, H, W)
+    generator = torch.Generator(device=device).manual_seed(seed) if random_start else None
+    result = pgd_profile(model, x, labels.to(device), epsilons, steps=steps,
+                         random_start=random_start, generator=generator,
+                         batch_size=batch_size, progress=progress)
+    return RobustnessProfile(result.epsilons, result.broken_at, result.fooled_at,
+                             float(test_rotation), steps, int(seed), random_start)
