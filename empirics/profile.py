@@ -44,12 +44,12 @@ def parse_grid(text: str, flag: str, low: float, high: float) -> tuple[float, ..
 
 def profile_run(run_dir: str | os.PathLike, thetas, epsilons, test_rotation: float = 0.0,
                 steps: int = 40, n_test: int | None = None, seed: int = 0,
-                batch_size: int = 500, device=None, data_dir: str | None = None) -> dict:
+                batch_size: int = 500, device=None, data_dir: str | None = None,
+                progress: bool = False) -> dict:
     """Both profiles of the run in `run_dir` on its data set's test split
     (a stratified subset of `n_test` images if given); the profile.json record."""
     from empirics.data import load
     from empirics.device import pick_device
-    from empirics.profiles import invariance_profile, robustness_profile
     from empirics.train import load_model
 
     dev = pick_device(device)
@@ -59,11 +59,13 @@ def profile_run(run_dir: str | os.PathLike, thetas, epsilons, test_rotation: flo
         if not 1 <= n_test <= len(data):
             raise UsageError(f"--n-test must be in [1, {len(data)}], got {n_test}")
         data = data.subset(n_test, seed=0)
+    from empirics.profiles import invariance_profile, robustness_profile
+
     inv = invariance_profile(model, data.images, data.labels, thetas, seed=seed,
-                             batch_size=batch_size, device=dev)
+                             batch_size=batch_size, device=dev, progress=progress)
     rob = robustness_profile(model, data.images, data.labels, epsilons, steps=steps,
                              test_rotation=test_rotation, seed=seed, batch_size=batch_size,
-                             device=dev)
+                             device=dev, progress=progress)
     return {"run_dir": str(run_dir), "n_test": len(data), "train_config": config.to_dict(),
             "invariance": inv.to_dict(), "robustness": rob.to_dict(), "provenance": provenance()}
 
@@ -101,8 +103,9 @@ def parser() -> argparse.ArgumentParser:
                    "[0, 180]: START:STOP:STEP (stop included) or a comma list (default 0:180:15)")
     p.add_argument("--eps", default="0:0.3:0.05", help="PGD radii in pixel space, each in [0, 1] "
                    "(default 0:0.3:0.05)")
-    p.add_argument("--test-rotation", type=float, default=0.0, help="attack test images rotated "
-                   "by B degrees (the paper's A/B convention; default 0)")
+    p.add_argument("--test-rotation", type=float, default=0.0, metavar="B", help="attack test "
+                   "images each first rotated by its own random angle in [-B, B] degrees, B in "
+                   "[0, 180] (the paper's A/B convention; default 0)")
     p.add_argument("--steps", type=int, default=40, help="PGD steps (default 40; step 2.5*eps/steps)")
     p.add_argument("--n-test", type=int, default=None, help="use a stratified subset of N test "
                    "images (default: the whole test split)")
@@ -110,6 +113,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default 500)")
     p.add_argument("--data-dir", default=None, help="data folder (default: the run's --data-dir)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -118,8 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     with exit_on_usage_error(PROG):
         thetas = parse_grid(args.thetas, "--thetas", 0.0, 180.0)
         epsilons = parse_grid(args.eps, "--eps", 0.0, 1.0)
-        if not -360 <= args.test_rotation <= 360:
-            raise UsageError(f"--test-rotation must be in [-360, 360] degrees, got {args.test_rotation}")
+        if not 0 <= args.test_rotation <= 180:
+            raise UsageError(f"--test-rotation must be in [0, 180] degrees, got {args.test_rotation}")
         if args.steps < 1:
             raise UsageError(f"--steps must be a positive integer, got {args.steps}")
         if args.batch_size < 1:
@@ -127,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not Path(args.run_dir).is_dir():
             raise UsageError(f"RUN_DIR {args.run_dir} does not exist")
         record = profile_run(args.run_dir, thetas, epsilons, args.test_rotation, args.steps,
-                             args.n_test, args.seed, args.batch_size, args.device, args.data_dir)
+                             args.n_test, args.seed, args.batch_size, args.device, args.data_dir,
+                             progress=not args.quiet)
         atomic_write_json(Path(args.run_dir) / PROFILE, record)
     print(format_table(record))
     print(f"wrote {Path(args.run_dir) / PROFILE}")
