@@ -182,7 +182,9 @@ class PGDProfileResult:
     broken_at[i]: index of the smallest eps at which sample i is
     misclassified (w.r.t. its true label), len(epsilons) if never.
     fooled_at[i]: the same against the model's clean prediction.
-    pair_steps: forward+backward passes actually run, counted per pair.
+    pair_steps: gradient evaluations actually run, counted per pair (a full
+    run of every pair costs len(x) * len(epsilons) * steps, as a loop of `pgd`
+    calls does).
     """
 
     epsilons: tuple[float, ...]
@@ -221,7 +223,7 @@ def check_grid(values, name: str) -> tuple[float, ...]:
 def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 40,
                 step_size=None, random_start: bool = False,
                 generator: torch.Generator | None = None, loss: str = "ce",
-                batch_size: int = 1024, progress: bool = False) -> PGDProfileResult:
+                batch_size: int = 500, progress: bool = False) -> PGDProfileResult:
     """PGD over a whole eps grid as one batched computation.
 
     Every (sample, eps) pair is one row of a pool of at most `batch_size`
@@ -313,11 +315,15 @@ def _attack_pairs(model, x, target, eps, alpha, steps, random_start, generator,
         fooled = logits.argmax(1) != target[pool.i]  # (P,)
         if not random_start:
             fooled &= pool.k > 0  # iterate 0 is x, whose prediction is the target
-        fooled_at.scatter_reduce_(0, pool.i[fooled], pool.j[fooled], reduce="amin")
         ball = LinfBall(x[pool.i], eps[pool.j].view(view))
         pool.x_adv = ball.step(x_adv.detach(), grad, alpha[pool.j].view(view))
         pool.k = pool.k + 1
-        done = fooled | (pool.k > steps)  # iterate `steps` has now been checked
+        last = ~fooled & (pool.k == steps)  # the final iterate needs a forward pass only
+        if bool(last.any()):
+            with torch.no_grad():
+                fooled[last] = model(pool.x_adv[last]).argmax(1) != target[pool.i[last]]
+        fooled_at.scatter_reduce_(0, pool.i[fooled], pool.j[fooled], reduce="amin")
+        done = fooled | last
         bar.update(int(done.sum()))
         pool = pool.keep(~done)
     bar.close()

@@ -1,0 +1,192 @@
+"""Benchmark: our batched eps-grid PGD (`empirics.attacks.pgd_profile`) against
+torchattacks' PGD looped over the same grid.
+
+A StdCNN trained on mnist5k (trained here for a few epochs, or loaded from
+--run), the first stratified --n test images, PGD---steps at eps 0.05, 0.10,
+..., 0.50, step 2.5 * eps / steps, no random start, for both. Prints both
+accuracy curves, the time ratio (target: ours >= 5x faster) and checks that
+our accuracy is never above the peer's plus 0.5 points: both are upper bounds
+on robust accuracy, and ours is the stronger attack (a point counts as broken
+once any iterate, at this or a smaller eps, fools the model).
+
+    python benchmarks/pgd_profile.py                     # full size
+    python benchmarks/pgd_profile.py --n 200 --steps 10  # quick
+    python benchmarks/pgd_profile.py --run runs/bench --out bench.json
+
+Exit status 1 if the accuracy check fails, 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+PROG = "benchmarks/pgd_profile.py"
+TARGET_RATIO = 5.0
+TOLERANCE = 0.005  # ours <= peer + 0.5 points
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    n: int = 1000
+    steps: int = 40
+    eps_step: float = 0.05
+    eps_count: int = 10
+    epochs: int = 3
+    batch_size: int = 250
+    run: str | None = None
+    out: str | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    @property
+    def epsilons(self) -> tuple[float, ...]:
+        return tuple(round(self.eps_step * k, 10) for k in range(1, self.eps_count + 1))
+
+    def check(self) -> None:
+        from empirics.errors import UsageError
+
+        for name in ("n", "steps", "eps_count", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be a positive integer")
+        if not 0 < self.eps_step * self.eps_count <= 1:
+            raise UsageError("--eps-step * --eps-count must lie in (0, 1] (pixel space)")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError("--threads must be a positive integer")
+
+
+def trained_model(cfg: BenchConfig, device):
+    """Load the StdCNN run in --run, or train one there (a temp folder without --run)."""
+    from empirics.train import TrainConfig, load_model, train
+
+    if cfg.run and (Path(cfg.run) / "config.json").is_file():
+        model, config = load_model(cfg.run, device)
+        print(f"loaded {config.model} on {config.dataset} from {cfg.run}")
+        return model
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = cfg.run or tmp
+        result = train(TrainConfig(model="stdcnn", dataset="mnist5k", epochs=cfg.epochs,
+                                   seed=cfg.seed), folder, device=device)
+        print(f"trained stdcnn on mnist5k for {cfg.epochs} epochs: clean test accuracy "
+              f"{result.epochs[-1].test_accuracy:.4f}")
+        model, _ = load_model(folder, device)
+    return model
+
+
+def ours(model, x, y, cfg: BenchConfig) -> tuple[list[float], list[float], int, float]:
+    from empirics.attacks import pgd_profile
+
+    start = time.perf_counter()
+    res = pgd_profile(model, x, y, cfg.epsilons, steps=cfg.steps,
+                      batch_size=cfg.batch_size, progress=True)
+    seconds = time.perf_counter() - start
+    return ([c / len(x) for c in res.correct], [f / len(x) for f in res.fooled],
+            res.pair_steps, seconds)
+
+
+def peer(model, x, y, cfg: BenchConfig) -> tuple[list[float], float]:
+    import torchattacks
+    from tqdm import tqdm
+
+    model.eval()
+    accuracy = []
+    start = time.perf_counter()
+    for eps in tqdm(cfg.epsilons, desc="torchattacks", leave=False):
+        attack = torchattacks.PGD(model, eps=eps, alpha=2.5 * eps / cfg.steps,
+                                  steps=cfg.steps, random_start=False)
+        correct = 0
+        for i in range(0, len(x), cfg.batch_size):
+            adv = attack(x[i:i + cfg.batch_size], y[i:i + cfg.batch_size])
+            with torch.no_grad():
+                correct += int((model(adv).argmax(1) == y[i:i + cfg.batch_size]).sum())
+        accuracy.append(correct / len(x))
+    return accuracy, time.perf_counter() - start
+
+
+def run(cfg: BenchConfig) -> tuple[dict, bool]:
+    from empirics.data import load
+    from empirics.device import pick_device
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device()
+    model = trained_model(cfg, device)
+    test = load("mnist5k", "test")
+    test = test.subset(min(cfg.n, len(test)), seed=0)
+    x, y = test.images.to(device), test.labels.to(device)
+    our_acc, our_fool, pair_steps, our_s = ours(model, x, y, cfg)
+    peer_acc, peer_s = peer(model, x, y, cfg)
+    ok = all(a <= b + TOLERANCE for a, b in zip(our_acc, peer_acc))
+    full = len(x) * len(cfg.epsilons) * cfg.steps
+    record = {"config": asdict(cfg), "device": str(device), "threads": torch.get_num_threads(),
+              "n": len(x), "epsilons": list(cfg.epsilons),
+              "ours": {"accuracy": our_acc, "fooling_rate": our_fool, "seconds": our_s,
+                       "pair_steps": pair_steps},
+              "torchattacks": {"accuracy": peer_acc, "seconds": peer_s, "pair_steps": full},
+              "ratio": peer_s / our_s, "accuracy_check": ok}
+    return record, ok
+
+
+def report(r: dict) -> str:
+    lines = [f"PGD-{r['config']['steps']} on {r['n']} mnist5k test images ({r['device']}, "
+             f"{r['threads']} threads)",
+             f"{'eps':>6} {'ours acc':>9} {'peer acc':>9} {'ours-peer':>10} {'ours fool':>10}"]
+    for e, a, b, f in zip(r["epsilons"], r["ours"]["accuracy"], r["torchattacks"]["accuracy"],
+                          r["ours"]["fooling_rate"]):
+        lines.append(f"{e:6.2f} {a:9.4f} {b:9.4f} {100 * (a - b):+9.2f}p {f:10.4f}")
+    o, p = r["ours"], r["torchattacks"]
+    lines += [f"time: ours {o['seconds']:.2f} s, torchattacks {p['seconds']:.2f} s, "
+              f"ratio {r['ratio']:.2f}x (target >= {TARGET_RATIO:g}x: "
+              f"{'met' if r['ratio'] >= TARGET_RATIO else 'MISSED'})",
+              f"work: ours {o['pair_steps']} image-steps, torchattacks {p['pair_steps']} "
+              f"({p['pair_steps'] / max(o['pair_steps'], 1):.2f}x)",
+              f"accuracy check (ours <= peer + {100 * TOLERANCE:g} points at every eps): "
+              f"{'PASS' if r['accuracy_check'] else 'FAIL'}"]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    from empirics.train import ArgumentParser
+
+    d = BenchConfig()
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=d.n, help=f"test images (default {d.n})")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"PGD steps (default {d.steps})")
+    p.add_argument("--eps-step", type=float, default=d.eps_step,
+                   help=f"grid spacing; the grid is eps-step * 1..eps-count (default {d.eps_step})")
+    p.add_argument("--eps-count", type=int, default=d.eps_count,
+                   help=f"grid size (default {d.eps_count})")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help=f"training epochs when no trained --run exists (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"images (pairs, for ours) per forward pass (default {d.batch_size})")
+    p.add_argument("--run", default=None, help="run folder: loaded if it holds a run, "
+                   "else the trained StdCNN is kept there (default: a temp folder)")
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"training seed (default {d.seed})")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    return BenchConfig(**vars(p.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from empirics.errors import exit_on_usage_error
+    from empirics.io import atomic_write_json, provenance
+
+    cfg = parse_args(argv)
+    with exit_on_usage_error(PROG):
+        cfg.check()
+        record, ok = run(cfg)
+    print(report(record))
+    if cfg.out:
+        atomic_write_json(cfg.out, {**record, "provenance": provenance()})
+        print(f"wrote {cfg.out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
