@@ -276,54 +276,87 @@ class _Pool:
                            (other.i, other.j, other.k, other.x_adv))))
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """The attack's fixed inputs, shared by every step of the pool."""
+
+    x: Tensor        # (N, C, H, W) clean images
+    target: Tensor   # (N,) clean predictions
+    eps: Tensor      # (E,)
+    alpha: Tensor    # (E,) step sizes
+    steps: int
+    random_start: bool
+    loss_fn: object
+
+    def ball(self, i: Tensor, j: Tensor) -> LinfBall:
+        view = (-1,) + (1,) * (self.x.dim() - 1)
+        return LinfBall(self.x[i], self.eps[j].view(view))  # x0: (P, C, H, W)
+
+
+def _refill(pool: _Pool, grid: _Grid, queue: tuple[Tensor, Tensor], pos: int,
+            fooled_at: Tensor, size: int, generator) -> tuple[_Pool, int, int]:
+    """Top the pool up to `size` from the queue, skipping pairs whose sample is
+    already fooled at a smaller eps; return (pool, new position, skipped)."""
+    skipped = 0
+    while len(pool.i) < size and pos < len(queue[0]):
+        take = slice(pos, pos + size - len(pool.i))
+        i, j = queue[0][take], queue[1][take]
+        pos += len(i)
+        fresh = fooled_at[i] > j
+        skipped += int((~fresh).sum())
+        i, j = i[fresh], j[fresh]
+        ball = grid.ball(i, j)
+        x0 = ball.random_perturb(generator) if grid.random_start else ball.x0.clone()
+        pool = pool.extend(_Pool(i, j, torch.zeros_like(i), x0))
+    return pool, pos, skipped
+
+
+def _step(model: nn.Module, pool: _Pool, grid: _Grid) -> tuple[Tensor, Tensor]:
+    """One PGD step for every pair in the pool (updated in place); returns
+    (fooled, done), both (P,) bool: done = fooled or last iterate checked."""
+    target = grid.target[pool.i]  # (P,)
+    x_adv = pool.x_adv.requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x_adv)  # (P, K)
+        grad, = torch.autograd.grad(grid.loss_fn(logits, target).sum(), x_adv)
+    fooled = logits.argmax(1) != target  # (P,)
+    if not grid.random_start:
+        fooled &= pool.k > 0  # iterate 0 is x, whose prediction is the target
+    alpha = grid.alpha[pool.j].view((-1,) + (1,) * (x_adv.dim() - 1))  # (P, 1, 1, 1)
+    pool.x_adv = grid.ball(pool.i, pool.j).step(x_adv.detach(), grad, alpha)
+    pool.k = pool.k + 1
+    last = ~fooled & (pool.k == grid.steps)  # the final iterate needs a forward pass only
+    if bool(last.any()):
+        with torch.no_grad():
+            fooled[last] = model(pool.x_adv[last]).argmax(1) != target[last]
+    return fooled, fooled | last
+
+
 def _attack_pairs(model, x, target, eps, alpha, steps, random_start, generator,
                   loss_fn, batch_size, progress):
     """Run the pair pool to exhaustion; return (fooled_at (N,), pair_steps)."""
     from tqdm import tqdm
 
-    n, n_eps, dev = len(x), len(eps), x.device
-    view = (-1,) + (1,) * (x.dim() - 1)
-    fooled_at = torch.full((n,), n_eps, dtype=torch.long, device=dev)  # (N,)
-    queue_j = torch.arange(n_eps, device=dev).repeat_interleave(n)  # (E*N,) eps-major
-    queue_i = torch.arange(n, device=dev).repeat(n_eps)  # (E*N,)
+    grid = _Grid(x, target, eps, alpha, steps, random_start, loss_fn)
+    n, n_eps = len(x), len(eps)
+    fooled_at = torch.full((n,), n_eps, dtype=torch.long, device=x.device)  # (N,)
+    queue_j = torch.arange(n_eps, device=x.device).repeat_interleave(n)  # (E*N,) eps-major
+    queue_i = torch.arange(n, device=x.device).repeat(n_eps)  # (E*N,)
     moving = eps[queue_j] > 0  # an eps-0 ball holds only x: nothing to attack
-    queue_i, queue_j = queue_i[moving], queue_j[moving]
+    queue = (queue_i[moving], queue_j[moving])
     pool = _Pool(queue_i[:0], queue_j[:0], queue_j[:0], x[:0])
     pos, pair_steps = 0, 0
-    bar = tqdm(total=len(queue_i), desc="pgd pairs", disable=not progress, leave=False)
+    bar = tqdm(total=len(queue[0]), desc="pgd pairs", disable=not progress, leave=False)
     while True:
         live = fooled_at[pool.i] > pool.j  # drop pairs fooled at a smaller eps
-        bar.update(int((~live).sum()))
         pool = pool.keep(live)
-        while len(pool.i) < batch_size and pos < len(queue_i):
-            take = slice(pos, pos + batch_size - len(pool.i))
-            i, j = queue_i[take], queue_j[take]
-            pos += len(i)
-            fresh = fooled_at[i] > j
-            bar.update(int((~fresh).sum()))
-            i, j = i[fresh], j[fresh]
-            ball = LinfBall(x[i], eps[j].view(view))
-            x0 = ball.random_perturb(generator) if random_start else ball.x0.clone()
-            pool = pool.extend(_Pool(i, j, torch.zeros_like(i), x0))
+        pool, pos, skipped = _refill(pool, grid, queue, pos, fooled_at, batch_size, generator)
+        bar.update(int((~live).sum()) + skipped)
         if len(pool.i) == 0:
             break
-        x_adv = pool.x_adv.requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(x_adv)  # (P, K)
-            grad, = torch.autograd.grad(loss_fn(logits, target[pool.i]).sum(), x_adv)
         pair_steps += len(pool.i)
-        fooled = logits.argmax(1) != target[pool.i]  # (P,)
-        if not random_start:
-            fooled &= pool.k > 0  # iterate 0 is x, whose prediction is the target
-        ball = LinfBall(x[pool.i], eps[pool.j].view(view))
-        pool.x_adv = ball.step(x_adv.detach(), grad, alpha[pool.j].view(view))
-        pool.k = pool.k + 1
-        last = ~fooled & (pool.k == steps)  # the final iterate needs a forward pass only
-        if bool(last.any()):
-            with torch.no_grad():
-                fooled[last] = model(pool.x_adv[last]).argmax(1) != target[pool.i[last]]
+        fooled, done = _step(model, pool, grid)
         fooled_at.scatter_reduce_(0, pool.i[fooled], pool.j[fooled], reduce="amin")
-        done = fooled | last
         bar.update(int(done.sum()))
         pool = pool.keep(~done)
     bar.close()
