@@ -260,12 +260,15 @@ def corollary_check(model: str, fooled, fooled_rot, max_gap: float, exact_invari
 
     fooled, fooled_rot: (n,) bool per point; max_gap: max |rot90^-1(delta_rot)
     - delta| over points and pixels. For an exactly invariant model the claim
-    is equality to float precision: HOLDS iff the per-point outcomes agree and
-    max_gap <= tol, else FAILS. For any other model the claim is that
-    equality is not guaranteed: HOLDS if the rate difference's interval
-    excludes 0; INCONCLUSIVE if the rates agree within it but the per-point
-    correspondence breaks; FAILS if the attack commutes with the rotation to
-    `tol` (the model behaves as exactly invariant)."""
+    is that the fooling rates are equal; the check asks for more, the same
+    outcome point by point (HOLDS iff no point differs, else FAILS), and
+    reports whether the perturbations themselves correspond (max_gap <= tol:
+    a max over exactly tied values, as in a constant image background, can
+    break that correspondence in floating point without changing outcomes).
+    For any other model the claim is that equality is not guaranteed: HOLDS
+    if the rate difference's interval excludes 0; INCONCLUSIVE if the rates
+    agree within it but the correspondence breaks; FAILS if the attack
+    commutes with the rotation to `tol` (the model behaves as invariant)."""
     a, b = _bool_points(fooled, "fooled"), _bool_points(fooled_rot, "fooled_rot")
     if a.shape != b.shape:
         raise ValueError("`fooled` and `fooled_rot` must have the same length.")
@@ -273,7 +276,7 @@ def corollary_check(model: str, fooled, fooled_rot, max_gap: float, exact_invari
     discordant = int(np.sum(a != b))
     commutes = discordant == 0 and max_gap <= tol
     if exact_invariant:
-        verdict = "HOLDS" if commutes else "FAILS"
+        verdict = "HOLDS" if discordant == 0 else "FAILS"
         claim = f"{model} (exactly rot90-invariant): fooling rate on rot90 images = on originals"
     else:
         excl = stats.direction_verdict(diff.ci_low, diff.ci_high, +1) != "INCONCLUSIVE"
@@ -281,7 +284,8 @@ def corollary_check(model: str, fooled, fooled_rot, max_gap: float, exact_invari
         claim = f"{model} (not invariant): the equality is not guaranteed"
     info = {"fooling_rate": float(a.mean()), "fooling_rate_rot90": float(b.mean()),
             "discordant": discordant, "n_points": int(a.size), "max_perturbation_gap": max_gap,
-            "tol": tol, "exact_invariant": exact_invariant,
+            "tol": tol, "perturbations_match": bool(max_gap <= tol),
+            "exact_invariant": exact_invariant,
             "statistic": "fooling rate (rot90) - fooling rate (original)", **(details or {})}
     return CheckResult(f"corollary_{model}", COROLLARY_REF, claim, diff.statistic, diff.ci,
                        verdict, info, tuple(data))

@@ -1,0 +1,130 @@
+"""Pull the checks' inputs out of finished runs (`RunRecord`s of the store).
+
+Everything here turns stored profiles into the plain arrays `verify.checks`
+takes, or re-measures what the stored profiles do not hold (PGD at the
+paper's quoted eps values) on the very test subset the sweep used.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from empirics.errors import UsageError
+from verify import checks
+
+KNOBS = {"rotation": "train_rotation", "eps": "adv_eps"}
+
+
+def knob_value(record, knob: str) -> float:
+    """The training rotation ("rotation") or PGD training eps ("eps") of a run."""
+    return float(getattr(record.spec.train, KNOBS[knob]))
+
+
+def _same(records, attr, what: str):
+    values = {repr(attr(r)) for r in records}
+    if len(values) != 1:
+        raise UsageError(f"runs of one sweep must share {what}; found {sorted(values)}")
+    return attr(records[0])
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Per-point AUC contributions of one model family along a training knob.
+
+    invariance_auc, robustness_auc: (M knob values, S seeds, n test points),
+    paired across models (same test subset, same seeded angles)."""
+
+    x: tuple[float, ...]
+    seeds: tuple[int, ...]
+    invariance_auc: np.ndarray
+    robustness_auc: np.ndarray
+    keys: tuple[str, ...]
+    n_test: int
+
+
+def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
+    """Group `records` by the knob's value; keep the seeds every group has."""
+    if knob not in KNOBS:
+        raise ValueError(f"`knob` must be one of {tuple(KNOBS)}, got {knob!r}.")
+    records = list(records)
+    if not records:
+        raise UsageError("no finished runs for this sweep")
+    _same(records, lambda r: (r.spec.n_test, r.spec.profile_seed), "the test subset")
+    thetas = _same(records, lambda r: r.invariance.thetas, "the theta grid")
+    groups = defaultdict(dict)
+    for r in records:
+        groups[knob_value(r, knob)][r.spec.train.seed] = r
+    x = tuple(sorted(groups))
+    if len(x) < 3:
+        raise UsageError(f"a trend needs runs at >= 3 values of the training {knob}, got {list(x)}")
+    seeds = tuple(sorted(set.intersection(*(set(g) for g in groups.values()))))
+    if not seeds:
+        raise UsageError("no training seed is shared by every run of the sweep")
+    inv, rob, keys = [], [], []
+    for value in x:
+        inv.append([checks.invariance_auc_points(thetas, groups[value][s].invariance.invariant)
+                    for s in seeds])
+        rob.append([_robustness_auc(groups[value][s], test_rotation) for s in seeds])
+        keys += [groups[value][s].spec.key for s in seeds]
+    return Sweep(x, seeds, np.asarray(inv), np.asarray(rob), tuple(keys), records[0].spec.n_test)
+
+
+def _robustness_auc(record, test_rotation: float) -> np.ndarray:
+    if test_rotation not in record.robustness:
+        raise UsageError(f"run {record.spec.key} has no robustness profile at test rotation "
+                         f"{test_rotation:g}")
+    prof = record.robustness[test_rotation]
+    return checks.robustness_auc_points(prof.epsilons, prof.broken_at)
+
+
+def find(records, **want):
+    """The records whose training config matches every `field=value` given
+    (floats compared to 1e-9), sorted by seed."""
+    def ok(r):
+        for name, value in want.items():
+            have = getattr(r.spec.train, name)
+            if isinstance(value, float) or isinstance(have, float):
+                if have is None or abs(float(have) - float(value)) > 1e-9:
+                    return False
+            elif have != value:
+                return False
+        return True
+    return sorted((r for r in records if ok(r)), key=lambda r: r.spec.train.seed)
+
+
+def profile_subset(spec, data_dir: str | None = None):
+    """The test images a run's profiles were measured on."""
+    from empirics.data import load
+    test = load(spec.train.dataset, "test", data_dir)
+    return test.subset(min(spec.n_test, len(test)), seed=spec.profile_seed)
+
+
+def pgd_at(record, epsilons, steps: int = 40, data_dir: str | None = None,
+           device=None, progress: bool = False):
+    """A fresh robustness profile (B = 0) of a stored run at `epsilons`."""
+    from empirics.profiles import robustness_profile
+    from empirics.train import load_model
+    model, _ = load_model(record.run_dir, device=device)
+    test = profile_subset(record.spec, data_dir)
+    return robustness_profile(model, test.images, test.labels, sorted(set(epsilons)),
+                              steps=steps, seed=record.spec.profile_seed, device=device,
+                              progress=progress)
+
+
+def curriculum_outcomes(record, eps: float, theta: float | None = None) -> tuple[dict, dict]:
+    """Per-point correct arrays of a run: clean, rotated (invariance profile
+    at `theta`, default its largest theta) and PGD (B = 0) at the grid eps
+    closest to `eps`. Returns (outcomes, what was read)."""
+    inv = record.invariance
+    theta = max(inv.thetas) if theta is None else theta
+    k = int(np.argmin([abs(t - theta) for t in inv.thetas]))
+    prof = record.robustness.get(0.0)
+    if prof is None:
+        raise UsageError(f"run {record.spec.key} has no robustness profile at B = 0")
+    j = int(np.argmin([abs(e - eps) for e in prof.epsilons]))
+    outcomes = {"clean": np.asarray(inv.clean_correct, bool),
+                "rotated": np.asarray(inv.correct[k], bool),
+                "pgd": checks.correct_by_eps(len(prof.epsilons), prof.broken_at)[j]}
+    return outcomes, {"theta": inv.thetas[k], "eps": prof.epsilons[j]}

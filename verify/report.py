@@ -1,0 +1,111 @@
+"""The verify report: a claims table (text for the terminal, Markdown for
+`reports/<scale>/report.md`) with the figures, the commands to reproduce and
+provenance. Pure formatting: everything comes from `CheckResult`s."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from verify.result import ERROR, CheckResult
+
+
+def _num(v: float, digits: int = 3) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _ci(r: CheckResult) -> str:
+    return f"[{_num(r.ci[0])}, {_num(r.ci[1])}]"
+
+
+def _trend_note(d: dict) -> str:
+    means = ", ".join(f"{x:g}: {_num(m['statistic'])}" for x, m in zip(d["x"], d["means"]))
+    eff = d["effect"]
+    return (f"{d['y_name']} by {d['x_name']} = {means}; {d['effect_name']} = "
+            f"{_num(eff['statistic'])} [{_num(eff['ci'][0])}, {_num(eff['ci'][1])}] "
+            f"({d['effect_verdict']}); {d['n_points']} test points x {d['n_seeds']} seed(s)")
+
+
+def _curriculum_note(d: dict) -> str:
+    parts = [f"{m}: CuSP {_num(v['cusp'])} vs {_num(v['baseline'])}, delta {_num(v['delta'][0])} "
+             f"[{_num(v['delta'][1])}, {_num(v['delta'][2])}]" for m, v in d["metrics"].items()]
+    return "; ".join(parts) + (f" ({d['settings']})" if d.get("settings") else "")
+
+
+def note(r: CheckResult) -> str:
+    """One line with the numbers behind a verdict."""
+    d = r.details
+    if r.verdict == ERROR:
+        return f"could not run: {d.get('error', '?')}"
+    if "means" in d and "effect" in d:
+        return _trend_note(d)
+    if r.name.startswith("quoted_a"):
+        return (f"{d['kept']}/{d['n_clean_correct']} clean-correct points survive PGD at eps_pixel "
+                f"{d['eps_pixel']:.4f}; clean acc {_num(d['clean_accuracy'])}, attacked acc "
+                f"{_num(d['attacked_accuracy'])}; threshold 0.5")
+    if r.name.startswith("quoted_b"):
+        return (f"{d['correct']}/{d['n_points']} correct under PGD at eps_pixel "
+                f"{d['eps_pixel']:.4f}; threshold {d['threshold']}")
+    if r.name == "theorem1_bound":
+        return (f"max lhs - rhs over trained classifiers: {d['worst']}; rhs = {d['rhs']:.4f} at "
+                f"p = {d['p']}; violators: {d['violators'] or 'none'}")
+    if r.name == "theorem1_sides":
+        return "; ".join(f"{k}: {_num(v[0])} [{_num(v[1])}, {_num(v[2])}]"
+                         for k, v in d["gaps"].items())
+    if r.name.startswith("corollary"):
+        return (f"fooling rate {_num(d['fooling_rate'])} vs rot90 {_num(d['fooling_rate_rot90'])}, "
+                f"{d['discordant']}/{d['n_points']} points differ, max perturbation gap "
+                f"{d['max_perturbation_gap']:.2e}, logit gap {d.get('logit_gap', math.nan):.1e}; "
+                f"{d.get('model_source', '')}")
+    if r.name.startswith("curriculum"):
+        return _curriculum_note(d)
+    return ""
+
+
+def text_table(results) -> str:
+    """The claims table for the terminal."""
+    rows = [(r.name, r.paper_ref, _num(r.statistic), _ci(r), r.verdict) for r in results]
+    head = ("check", "paper", "statistic", "95% CI", "verdict")
+    widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in rows]
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def markdown(results, scale: str, figures, report_dir, commands, provenance: dict,
+             notes: list[str] = ()) -> str:
+    """report.md: the claims table, the numbers behind each verdict, the
+    figures (linked relative to `report_dir`), the commands, provenance."""
+    counts = {v: sum(r.verdict == v for r in results)
+              for v in ("HOLDS", "FAILS", "INCONCLUSIVE", ERROR)}
+    lines = [f"# Verify report, scale `{scale}`", "",
+             "Each claim of the paper (Kamath et al., *Invariance vs. Robustness of Neural "
+             "Networks*) checked against data: a statistic, its 95 % interval and a verdict "
+             "(HOLDS: the interval lies on the claimed side; FAILS: on the other side; "
+             "INCONCLUSIVE: it straddles; ERROR: the check could not run).", "",
+             "Summary: " + ", ".join(f"{v} {n}" for v, n in counts.items() if n), "",
+             "| # | claim | paper | statistic | 95% CI | verdict |",
+             "|---|-------|-------|-----------|--------|---------|"]
+    for i, r in enumerate(results, 1):
+        lines.append(f"| {i} | {_md_escape(r.claim)} | {_md_escape(r.paper_ref)} | "
+                     f"{_num(r.statistic)} | {_ci(r)} | **{r.verdict}** |")
+    lines += ["", "## The numbers behind each verdict", ""]
+    for i, r in enumerate(results, 1):
+        stat = r.details.get("statistic", "")
+        lines.append(f"{i}. `{r.name}`: {_md_escape(note(r))}" + (f" (statistic: {stat})" if stat else ""))
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    lines += ["", "## Figures", ""]
+    for fig in figures:
+        rel = os.path.relpath(Path(fig), Path(report_dir))
+        lines += [f"![{Path(fig).stem}]({rel})", ""]
+    if not figures:
+        lines += ["(no figures were found)", ""]
+    lines += ["## Reproduce", "", "```"] + list(commands) + ["```", "", "## Provenance", ""]
+    lines += [f"- {k}: {v}" for k, v in provenance.items()]
+    return "\n".join(lines) + "\n"
