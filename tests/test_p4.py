@@ -81,18 +81,21 @@ def test_p4convz2_matches_four_rotated_convolutions():
     assert torch.allclose(layer(x), want, atol=1e-12)
 
 
-def test_p4convp4_matches_explicit_group_correlation():
-    # independent oracle: the group correlation written as a sum over input
-    # orientations s, [f * psi](r) = sum_s x_s * rot90^r(psi_{(s - r) mod 4})
-    torch.manual_seed(2)
-    layer = P4ConvP4(2, 3, 3).double()
-    x = torch.randn(2, 2, 4, 8, 8, dtype=torch.float64)
+def _explicit_group_correlation(layer, x):
+    """Independent oracle: the group correlation as a sum over input orientations s,
+    [x * psi](r) = sum_s x_s * rot90^r(psi_{(s - r) mod 4}) + b."""
     w = layer.weight  # (O, C, 4, k, k)
-    want = torch.stack([
+    return torch.stack([
         sum(F.conv2d(x[:, :, s], torch.rot90(w[:, :, (s - r) % 4], r, dims=(2, 3))) for s in range(4))
         + layer.bias.view(1, -1, 1, 1)
         for r in range(4)], dim=2)  # (B, O, 4, H', W')
-    assert torch.allclose(layer(x), want, atol=1e-12)
+
+
+def test_p4convp4_matches_explicit_group_correlation():
+    torch.manual_seed(2)
+    layer = P4ConvP4(2, 3, 3).double()
+    x = torch.randn(2, 2, 4, 8, 8, dtype=torch.float64)
+    assert torch.allclose(layer(x), _explicit_group_correlation(layer, x), atol=1e-12)
 
 
 def test_bias_is_shared_across_orientations():
@@ -170,3 +173,21 @@ def test_wrong_input_rank_is_rejected():
         P4ConvP4(1, 1, 3)(torch.randn(1, 1, 5, 5))
     with pytest.raises(ValueError, match="P4ConvZ2"):
         P4ConvZ2(1, 1, 3)(torch.randn(1, 1, 4, 5, 5))
+
+
+def test_cached_filter_bank_follows_weight_updates():
+    # gradient-free forwards reuse the bank; in-place updates and dtype moves must invalidate it
+    torch.manual_seed(5)
+    layer = P4ConvP4(2, 2, 3)
+    x = torch.randn(1, 2, 4, 6, 6)
+    with torch.no_grad():
+        layer(x)
+        layer.weight.mul_(2.0)
+        after = layer(x)
+        assert torch.allclose(after, _explicit_group_correlation(layer, x), atol=1e-5)
+        layer.double()
+        x64 = x.double()
+        assert torch.allclose(layer(x64), _explicit_group_correlation(layer, x64), atol=1e-12)
+    # with gradients enabled the bank is rebuilt and gradients reach the weight
+    layer(x64).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0

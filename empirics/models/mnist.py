@@ -31,20 +31,19 @@ from empirics.models.normalize import Normalize
 from empirics.models.p4 import GroupSpatialMaxPool2d, P4ConvP4, P4ConvZ2
 
 
-def _normalize(in_channels: int, mean: Sequence[float] | None, std: Sequence[float] | None) -> Normalize:
-    return Normalize(mean if mean is not None else (0.0,) * in_channels,
-                     std if std is not None else (1.0,) * in_channels)
-
-
 def flat_features(features: nn.Module, in_channels: int, image_size: int) -> int:
     """Number of features `features` produces per image of shape (in_channels, s, s)."""
     if not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"`image_size` must be a positive integer, got {image_size!r}")
+    was_training = features.training
+    features.eval()  # BatchNorm cannot run in training mode on one 1x1 sample
     try:
         with torch.no_grad():
             y = features(torch.zeros(1, in_channels, image_size, image_size))
     except RuntimeError as err:
         raise ValueError(f"`image_size` {image_size} is too small for this model ({err})") from None
+    finally:
+        features.train(was_training)
     return y[0].numel()
 
 
@@ -63,7 +62,7 @@ class StdCNN(nn.Module):
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  dropout: float = 0.5):
         super().__init__()
-        self.normalize = _normalize(in_channels, mean, std)
+        self.normalize = Normalize.for_channels(in_channels, mean, std)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 10, 3), nn.ReLU(inplace=True),  # (B, 10, 26, 26)
             nn.Conv2d(10, 10, 3), nn.ReLU(inplace=True),  # (B, 10, 24, 24)
@@ -87,7 +86,7 @@ class P4CNN(nn.Module):
                  dropout: float = 0.5, invariant_head: bool = False):
         super().__init__()
         self.invariant_head = bool(invariant_head)
-        self.normalize = _normalize(in_channels, mean, std)
+        self.normalize = Normalize.for_channels(in_channels, mean, std)
         self.features = nn.Sequential(
             P4ConvZ2(in_channels, 10, 3), nn.ReLU(inplace=True),  # (B, 10, 4, 26, 26)
             P4ConvP4(10, 10, 3), nn.ReLU(inplace=True),  # (B, 10, 4, 24, 24)

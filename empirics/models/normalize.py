@@ -26,6 +26,13 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))  # (1, C, 1, 1)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))  # (1, C, 1, 1)
 
+    @classmethod
+    def for_channels(cls, channels: int, mean: Sequence[float] | None = None,
+                     std: Sequence[float] | None = None) -> "Normalize":
+        """Normalize with the given statistics; mean 0 / std 1 (identity) where None."""
+        return cls(mean if mean is not None else (0.0,) * channels,
+                   std if std is not None else (1.0,) * channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             raise ValueError(f"Normalize expects (B, {self.mean.shape[1]}, H, W) input, "

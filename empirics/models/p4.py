@@ -51,9 +51,44 @@ class _P4Conv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         fan_in = in_channels * self.in_orientations * kernel_size * kernel_size
         nn.init.normal_(self.weight, 0.0, math.sqrt(2.0 / fan_in))
+        self._index: torch.Tensor | None = None  # built on first use, on the weight's device
+        self._cache: tuple | None = None  # (weight key, bank) for gradient-free forwards
 
-    def filter_bank(self) -> torch.Tensor:  # (O*4, C*|H|, k, k)
+    @staticmethod
+    def transform(w: torch.Tensor, r: int) -> torch.Tensor:
         raise NotImplementedError
+
+    def _make_index(self) -> torch.Tensor:
+        """(4 * |H|*k*k,) gather index: entry [r, p] is where position p of the
+        orientation-r filter reads the base filter. Built by applying
+        `transform` to position labels, so it has the same semantics."""
+        k, g = self.kernel_size, self.in_orientations
+        labels = torch.arange(g * k * k).view(*(() if g == 1 else (g,)), k, k)  # (|H|, k, k)
+        return torch.stack([self.transform(labels, r).reshape(-1) for r in range(ORDER)]).flatten()
+
+    def filter_bank(self) -> torch.Tensor:
+        """The expanded filter bank (O*4, C*|H|, k, k).
+
+        When no gradient to the weight is needed (inference, eval under
+        no_grad) the bank is cached until the weight changes (in-place
+        updates bump its version; moves change device/dtype/storage).
+        """
+        w = self.weight
+        if torch.is_grad_enabled() and w.requires_grad:
+            return self._expand()
+        key = (w._version, w.data_ptr(), w.device, w.dtype)
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, self._expand())
+        return self._cache[1]
+
+    def _expand(self) -> torch.Tensor:
+        o, c, k, g = self.out_channels, self.in_channels, self.kernel_size, self.in_orientations
+        if self._index is None or self._index.device != self.weight.device:
+            self._index = self._make_index().to(self.weight.device)
+        w = self.weight.reshape(o * c, g * k * k).t().contiguous()  # (|H|*k*k, O*C)
+        w = w.index_select(0, self._index).view(ORDER, g, k * k, o, c)  # (4, |H|, k*k, O, C)
+        return w.permute(3, 0, 4, 1, 2).reshape(o * ORDER, c * g, k, k)  # (O*4, C*|H|, k, k)
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C*|H|, H, W) -> (B, O, 4, H', W')."""
@@ -71,10 +106,10 @@ class P4ConvZ2(_P4Conv):
 
     in_orientations = 1
 
-    def filter_bank(self) -> torch.Tensor:
-        w = self.weight  # (O, C, k, k)
-        bank = torch.stack([torch.rot90(w, r, dims=(-2, -1)) for r in range(ORDER)], dim=1)  # (O, 4, C, k, k)
-        return bank.reshape(self.out_channels * ORDER, self.in_channels, self.kernel_size, self.kernel_size)
+    @staticmethod
+    def transform(w: torch.Tensor, r: int) -> torch.Tensor:
+        """Filter for output orientation r: rot90^r in space. (..., k, k) -> (..., k, k)."""
+        return torch.rot90(w, r, dims=(-2, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
@@ -87,12 +122,11 @@ class P4ConvP4(_P4Conv):
 
     in_orientations = ORDER
 
-    def filter_bank(self) -> torch.Tensor:
-        w = self.weight  # (O, C, 4, k, k)
-        bank = torch.stack([torch.rot90(torch.roll(w, r, dims=2), r, dims=(-2, -1))
-                            for r in range(ORDER)], dim=1)  # (O, 4, C, 4, k, k)
-        return bank.reshape(self.out_channels * ORDER, self.in_channels * ORDER,
-                            self.kernel_size, self.kernel_size)
+    @staticmethod
+    def transform(w: torch.Tensor, r: int) -> torch.Tensor:
+        """Filter for output orientation r: cyclic shift by r of the input
+        orientations, then rot90^r in space. (..., 4, k, k) -> (..., 4, k, k)."""
+        return torch.rot90(torch.roll(w, r, dims=-3), r, dims=(-2, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[2] != ORDER:
