@@ -4,7 +4,8 @@
 digits of the sha256 of the spec's canonical JSON (keys sorted, no spaces,
 integral floats written as integers so ``30`` and ``30.0`` hash alike).
 Every field of the training config and of the profile settings enters the
-key; changing any of them (or a TrainConfig default) makes a new run.
+key, except where the data live (``data_dir``, an execution detail);
+changing any of them (or a TrainConfig default) makes a new run.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 KEY_HEX_DIGITS = 16
+NOT_IDENTITY = ("data_dir",)  # TrainConfig fields that do not change what a run computes
 
 
 def canonical(obj: Any) -> Any:
@@ -106,16 +108,17 @@ class RunSpec:
     @property
     def key(self) -> str:
         """Stable 16-hex-digit hash of the whole spec (the run-store folder name)."""
-        return config_hash(self.to_dict())
+        d = self.to_dict()
+        d["train"] = {k: v for k, v in d["train"].items() if k not in NOT_IDENTITY}
+        return config_hash(d)
 
     def describe(self) -> str:
         """Short human label: model, data set, training rotation/eps/curriculum."""
         t = train_config_dict(self.train)
         parts = [str(t.get("model", "?")), str(t.get("dataset", "?"))]
-        for name in ("theta", "eps", "epochs"):
+        for name, short in (("train_rotation", "theta"), ("adv_eps", "eps"), ("epochs", "epochs")):
             if name in t:
-                parts.append(f"{name}={t[name]:g}" if isinstance(t[name], float)
-                             else f"{name}={t[name]}")
-        if t.get("stages"):
-            parts.append(f"{len(t['stages'])} stages")
+                parts.append(f"{short}={t[name]:g}")
+        if t.get("curriculum"):
+            parts.append(f"curriculum of {len(t['curriculum'])} stages")
         return " ".join(parts)

