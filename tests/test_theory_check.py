@@ -45,6 +45,13 @@ def test_result_matches_the_json_schema(small_result):
     assert next(c for c in d["classifiers"] if c["name"] == "mlp_plain")["exact"] is None
 
 
+def test_result_round_trips_through_json(small_result):
+    d = json.loads(json.dumps(small_result.to_dict()))
+    back = check.CheckResult.from_dict(d)
+    assert back.classifiers == small_result.classifiers and back.verdict == small_result.verdict
+    assert back.proof_steps == small_result.proof_steps and back.config == small_result.config
+
+
 def test_figure_from_json_dict(small_result, tmp_path):
     d = json.loads(json.dumps(small_result.to_dict()))
     png = check.theorem1_figure(d, tmp_path / "t.png")

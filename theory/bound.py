@@ -42,6 +42,10 @@ class ProofStep:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ProofStep":
+        return cls(str(d["name"]), str(d["statement"]), str(d["residual"]), bool(d["passed"]))
+
 
 def _symbols():
     import sympy as sp

@@ -50,6 +50,11 @@ class CheckConfig:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("p", "d", "n", "seed", "mu", "eta", "q")}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "CheckConfig":
+        return cls(float(d["p"]), int(d["d"]), int(d["n"]), int(d["seed"]), float(d["mu"]),
+                   float(d["eta"]), float(d["q"]), int(d.get("train_steps", 200)))
+
 
 @dataclass(frozen=True)
 class ClassifierResult:
@@ -62,6 +67,11 @@ class ClassifierResult:
         return {"name": self.name, **self.accuracies.to_dict(),
                 "exact": None if self.exact is None else self.exact.to_dict(),
                 "violates": self.violates}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifierResult":
+        exact = None if d.get("exact") is None else fr.ExactAccuracy.from_dict(d["exact"])
+        return cls(d["name"], montecarlo.Accuracies.from_dict(d), exact, bool(d["violates"]))
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,17 @@ class CheckResult:
                 "proof_steps": [s.to_dict() for s in self.proof_steps],
                 "frontier": self.frontier.to_dict(),
                 "classifiers": [c.to_dict() for c in self.classifiers],
-                "verdict": self.verdict, "provenance": provenance()}
+                "verdict": self.verdict, "training": {"steps": self.config.train_steps},
+                "provenance": provenance()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CheckResult":
+        config = {**d["params"], "train_steps": d.get("training", {}).get("steps", 200)}
+        return cls(CheckConfig.from_dict(config), bool(d["theorem_applies"]),
+                   float(d["bound"]["coefficient"]), float(d["bound"]["rhs"]),
+                   tuple(bound.ProofStep.from_dict(s) for s in d["proof_steps"]),
+                   fr.Frontier.from_dict(d["frontier"]),
+                   tuple(ClassifierResult.from_dict(c) for c in d["classifiers"]))
 
 
 def all_classifiers(config: CheckConfig) -> tuple:
