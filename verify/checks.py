@@ -298,7 +298,7 @@ JOINT_AXES = ("rotated", "pgd")  # invariance and robustness
 
 def curriculum_check(baseline: str, cusp: Mapping, base: Mapping, data=(),
                      n_resamples: int = 2000, seed: int = 0, level: float = 0.95,
-                     settings: str = "") -> CheckResult:
+                     settings: str = "", claim: str | None = None) -> CheckResult:
     """CuSP vs a model trained at CuSP's final (theta, eps) throughout.
 
     cusp, base: metric -> per-point correct (n,) or (S, n) for "clean",
@@ -328,8 +328,8 @@ def curriculum_check(baseline: str, cusp: Mapping, base: Mapping, data=(),
     stat = min(deltas["rotated"][0], deltas["pgd"][0])
     details = {"baseline": baseline, "settings": settings, "metrics": per_metric,
                "statistic": "min(delta rotated accuracy, delta PGD accuracy), CuSP - baseline"}
-    return CheckResult(f"curriculum_vs_{baseline}", CURRICULUM_REF,
-                       f"CuSP reaches a better (rotated, PGD) accuracy point than {baseline}",
+    claim = claim or f"CuSP reaches a better (rotated, PGD) accuracy point than {baseline}"
+    return CheckResult(f"curriculum_vs_{baseline}", CURRICULUM_REF, claim,
                        stat, stats.percentile_interval(min_reps, level), verdict,
                        details, tuple(data))
 

@@ -1,0 +1,86 @@
+"""verify.run / verify.gather: stored runs (the real quick declarations,
+synthetic per-point outcomes) turn into the verdicts the outcomes imply."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import verify.run as vrun
+from empirics.experiments import figure
+from empirics.profiles import InvarianceProfile, RobustnessProfile
+from empirics.runstore import RunRecord
+from verify import gather
+
+
+def _record(spec, p_inv: float, p_rob: float, rng, n: int = 200) -> RunRecord:
+    """A finished run whose points are invariant with probability p_inv at
+    every theta > 0 and survive each eps step with probability p_rob."""
+    k = len(spec.thetas)
+    inv = rng.random((k, n)) < p_inv
+    inv[0] = True  # theta = 0: nothing rotates
+    correct = inv & (rng.random((k, n)) < 0.95)
+    broken = rng.binomial(len(spec.epsilons), p_rob, n)  # (n,)
+    to_t = lambda a: tuple(tuple(bool(v) for v in row) for row in a)  # noqa: E731
+    invariance = InvarianceProfile(spec.thetas, to_t(inv), to_t(correct),
+                                   tuple(bool(v) for v in correct[0]), spec.profile_seed)
+    rob = RobustnessProfile(spec.epsilons, tuple(int(b) for b in broken),
+                            tuple(int(b) for b in broken), 0.0, spec.pgd_steps, spec.profile_seed)
+    return RunRecord(spec, {}, invariance, {0.0: rob}, 0.0, Path("/nonexistent") / spec.key)
+
+
+class _Runs(vrun.Runs):
+    def __init__(self, records: dict):
+        super().__init__(vrun.VerifyConfig(n_resamples=300))
+        self._cache = records
+
+
+def _sweep(name: str, trade_off: bool, seed: int = 0) -> list:
+    """Records of a declared sweep; with trade_off the invariance rises and
+    the robustness falls along the sweep's knob (reversed otherwise)."""
+    rng = np.random.default_rng(seed)
+    runs = figure(name, "quick").runs
+    ps = np.linspace(0.2, 0.9, len(runs))
+    return [_record(spec, p if trade_off else 1.1 - p, 1.1 - p if trade_off else p, rng)
+            for spec, p in zip(runs, ps)]
+
+
+def test_claim_i_glue_reads_the_trade_off():
+    inv, rob = vrun.claim_i_checks(_Runs({"fig1": _sweep("fig1", True)}), "fig1", "stdcnn")
+    assert (inv.verdict, rob.verdict) == ("HOLDS", "HOLDS")
+    assert inv.details["x"] == [0, 30, 60, 90, 120, 150, 180] and len(inv.data) == 7
+
+
+def test_claim_i_glue_reads_a_reversed_sweep():
+    inv, rob = vrun.claim_i_checks(_Runs({"fig3": _sweep("fig3", False)}), "fig3", "p4cnn")
+    assert (inv.verdict, rob.verdict) == ("FAILS", "FAILS")
+
+
+def test_claim_ii_glue():
+    # fig5's knob is the training eps: robustness should rise, invariance fall,
+    # i.e. the reverse of the rotation sweep's pattern.
+    rob, inv = vrun.claim_ii_checks(_Runs({"fig5": _sweep("fig5", False)}))
+    assert (rob.verdict, inv.verdict) == ("HOLDS", "HOLDS")
+
+
+def test_sweep_outcomes_needs_three_knob_values():
+    recs = _sweep("fig1", True)[:2]
+    with pytest.raises(ValueError, match="3 values"):
+        gather.sweep_outcomes(recs, "rotation")
+
+
+def test_curriculum_glue_puts_the_papers_comparison_first():
+    rng = np.random.default_rng(1)
+    specs = figure("curriculum", "quick").runs
+    # CuSP (first) strong on both axes; the fixed runs weaker.
+    recs = [_record(s, 0.9 if s.train.curriculum else 0.5, 0.9 if s.train.curriculum else 0.4,
+                    rng, n=400) for s in specs]
+    out = vrun.curriculum_checks(_Runs({"curriculum": recs}))
+    assert len(out) == len(specs) - 1
+    assert out[0].claim.startswith("CuSP beats training at its final")
+    assert all(r.verdict == "HOLDS" for r in out)
+
+
+def test_missing_runs_are_named():
+    runs = vrun.Runs(vrun.VerifyConfig(store="/nonexistent-store"))
+    with pytest.raises(ValueError, match="7 of 7 runs of fig1"):
+        runs.records("fig1")
