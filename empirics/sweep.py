@@ -46,12 +46,20 @@ class RunOptions:
         return replace(self, progress=False, threads=threads)
 
 
+def profile_data(spec, data_dir: str | None = None, download: bool = False):
+    """The test images a run's profiles are measured on: a stratified subset
+    of `spec.n_test` test images drawn with `spec.profile_seed`."""
+    from empirics.data import load
+
+    test = load(spec.train.dataset, "test", data_dir, download)
+    return test.subset(min(spec.n_test, len(test)), seed=spec.profile_seed)
+
+
 def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> str:
     """Train (or resume) and profile one run into the store; return its key."""
     store = RunStore(store_root)
     if store.is_done(spec):
         return spec.key
-    from empirics.data import load
     from empirics.device import pick_device
     from empirics.profiles import invariance_profile, robustness_profile
     from empirics.train import load_model, train
@@ -63,15 +71,15 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
     start = time.perf_counter()
     device = pick_device(options.device)
     folder = store.prepare(spec)
-    train(spec.train, folder, resume=True, device=device, progress=options.progress)
+    config = replace(spec.train, data_dir=options.data_dir)  # data_dir is not in the key
+    train(config, folder, resume=True, device=device, progress=options.progress,
+          download=options.download)
     model, _ = load_model(folder, device=device)
-    test = load(spec.train.dataset, "test", options.data_dir, options.download)
-    test = test.subset(min(spec.n_test, len(test)), seed=spec.profile_seed)
-    invariance = invariance_profile(model, test.images, test.labels, spec.thetas,
-                                    seed=spec.profile_seed, device=device)
+    test = profile_data(spec, options.data_dir, options.download)
+    kw = dict(seed=spec.profile_seed, device=device, progress=options.progress)
+    invariance = invariance_profile(model, test.images, test.labels, spec.thetas, **kw)
     robustness = {b: robustness_profile(model, test.images, test.labels, spec.epsilons,
-                                        steps=spec.pgd_steps, test_rotation=b,
-                                        seed=spec.profile_seed, device=device)
+                                        steps=spec.pgd_steps, test_rotation=b, **kw)
                   for b in spec.test_rotations}
     store.save_profiles(spec, invariance, robustness, time.perf_counter() - start)
     return spec.key

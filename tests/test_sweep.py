@@ -135,3 +135,22 @@ def test_ray_local_instance_fills_the_same_store(tmp_path):
         assert [trained_epochs(store, s) for s in runs] == [[0, 1]] * 2
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_real_run_trains_profiles_and_is_never_recomputed(tmp_path):
+    from empirics.sweep import execute_run
+    from empirics.train import TrainConfig
+
+    run = RunSpec(TrainConfig(model="stdcnn", epochs=1, train_subset=200, test_subset=50),
+                  thetas=(0, 90), epsilons=(0, 0.1), pgd_steps=2, n_test=40)
+    store = RunStore(tmp_path)
+    assert run_sweep([run], store, options=QUIET) == [run.key]
+    rec = store.load(run)
+    assert rec.invariance.n == 40 and rec.robustness[0.0].epsilons == (0.0, 0.1)
+    assert rec.metrics["epochs"][0]["epoch"] == 1
+    ckpt = store.run_dir(run) / "checkpoint.pt"
+    stamp = ckpt.stat().st_mtime_ns
+    assert run_sweep([run], store, options=QUIET) == []
+    assert execute_run(run, str(tmp_path), QUIET) == run.key  # done: returns at once
+    assert ckpt.stat().st_mtime_ns == stamp
