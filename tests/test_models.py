@@ -92,6 +92,11 @@ def test_mnist_models_any_input_shape(name, info):
     assert out.shape == (3, info.num_classes)
 
 
+def test_normalize_statistics_must_match_channels():
+    with pytest.raises(ValueError, match="mean"):
+        build_model("stdcnn", FakeInfo(channels=3, mean=(0.5,), std=(0.25,)))
+
+
 def test_registry_rejects_unknown_names():
     with pytest.raises(ValueError, match="model"):
         build_model("alexnet", MNIST_LIKE)

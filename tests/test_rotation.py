@@ -78,6 +78,15 @@ def test_batch_equals_one_by_one(seed, batch):
         assert torch.equal(together, alone)
 
 
+def test_gradients_flow_through_rotation():
+    # rotation sits inside training graphs; every source pixel that lands inside
+    # the image gets gradient (a quarter turn is a permutation: all 64 pixels)
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    rotate(x, torch.tensor([90.0, 30.0]), "bilinear").sum().backward()
+    assert torch.allclose(x.grad[0].sum(), torch.tensor(64.0))
+    assert x.grad[1].sum() > 0
+
+
 def test_float_angle_is_applied_to_all():
     images = torch.rand(4, 1, 9, 9, generator=torch.Generator().manual_seed(0))
     assert torch.equal(rotate(images, 30.0), rotate(images, torch.full((4,), 30.0)))

@@ -95,9 +95,9 @@ class P4CNN(nn.Module):
             P4ConvP4(20, 20, 3), nn.ReLU(inplace=True),  # (B, 20, 4, 8, 8)
             GroupSpatialMaxPool2d(2, 2),  # (B, 20, 4, 4, 4)
         )
-        in_features = 20 if self.invariant_head else flat_features(self.features, in_channels, image_size)
+        in_features = flat_features(self.features, in_channels, image_size)  # 20 * 4 * h * w
         if self.invariant_head:
-            flat_features(self.features, in_channels, image_size)  # validates image_size
+            in_features = 20  # after the max over orientations and space
         self.classifier = _head(in_features, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

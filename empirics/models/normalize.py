@@ -30,8 +30,12 @@ class Normalize(nn.Module):
     def for_channels(cls, channels: int, mean: Sequence[float] | None = None,
                      std: Sequence[float] | None = None) -> "Normalize":
         """Normalize with the given statistics; mean 0 / std 1 (identity) where None."""
-        return cls(mean if mean is not None else (0.0,) * channels,
+        norm = cls(mean if mean is not None else (0.0,) * channels,
                    std if std is not None else (1.0,) * channels)
+        if norm.mean.shape[1] != channels:
+            raise ValueError(f"`mean` and `std` must have one entry per channel ({channels}), "
+                             f"got {norm.mean.shape[1]}")
+        return norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:

@@ -145,6 +145,8 @@ class GroupSpatialMaxPool2d(nn.Module):
         self.padding, self.ceil_mode = padding, ceil_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"GroupSpatialMaxPool2d expects (B, C, 4, H, W) input, got shape {tuple(x.shape)}")
         b, c, g, h, w = x.shape
         y = F.max_pool2d(x.reshape(b, c * g, h, w), self.kernel_size, self.stride,
                          self.padding, ceil_mode=self.ceil_mode)  # (B, C*4, H', W')
