@@ -8,6 +8,7 @@ closed form expose `exact(params) -> ExactAccuracy`; others return None.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,6 +155,19 @@ class TrainSpec:
         return f"{self.kind}_{self.mode}"
 
 
+@contextmanager
+def _one_thread():
+    """Run torch on one thread, then restore: these models are so small that
+    a second thread only spins (and, on a shared machine, triples CPU time)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TorchClassifier:
     """A torch module returning one logit per row, used as a classifier."""
 
@@ -162,7 +176,7 @@ class TorchClassifier:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch
-        with torch.no_grad():
+        with torch.no_grad(), _one_thread():
             out = self.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))  # (n, 1)
         return np.where(out.reshape(-1).numpy() >= 0, 1, -1).astype(np.int8)
 
@@ -193,7 +207,7 @@ def train(spec: TrainSpec, params: ModelParams):
     import torch.nn.functional as F
     rng = np.random.default_rng(spec.seed)
     x, y = distribution.sample(params, spec.n_train, rng)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _one_thread():
         torch.manual_seed(spec.seed)
         model = _build(spec, params.dim)
         opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
