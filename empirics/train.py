@@ -64,6 +64,15 @@ def _is_real(v) -> bool:
     return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _coerce(obj, names, kind=float) -> None:
+    """Store validated numbers as plain floats / ints (30 and 30.0, or numpy
+    integers, give the same config JSON)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            object.__setattr__(obj, name, kind(value))
+
+
 # ---------------------------------------------------------------- stages
 @dataclass(frozen=True)
 class Stage:
@@ -80,6 +89,8 @@ class Stage:
         _check(_is_real(self.theta) and 0 <= self.theta <= 180, "theta", "in [0, 180] degrees", self.theta)
         _check(_is_real(self.eps) and 0 <= self.eps <= 1, "eps", "in [0, 1] (pixel space)", self.eps)
         _check(_is_real(self.lr) and self.lr > 0, "lr", "a positive number", self.lr)
+        _coerce(self, ("theta", "eps", "lr"))
+        _coerce(self, ("epochs",), int)
 
     def to_dict(self) -> dict:
         return {"epochs": self.epochs, "theta": self.theta, "eps": self.eps, "lr": self.lr}
@@ -181,12 +192,16 @@ class TrainConfig:
         _check(isinstance(self.model_kwargs, tuple) and all(
             isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.model_kwargs),
             "model_kwargs", "a tuple of (name, value) pairs", self.model_kwargs)
+        _coerce(self, ("lr", "momentum", "weight_decay", "lr_gamma", "train_rotation", "adv_eps",
+                       "adv_step_size"))
+        _coerce(self, ("epochs", "batch_size", "adv_steps", "seed", "train_subset", "test_subset"), int)
 
     def _check_schedule(self) -> None:
         m = self.lr_milestones
         _check(isinstance(m, tuple) and all(_is_int(v) and v >= 1 for v in m)
                and list(m) == sorted(set(m)), "lr_milestones",
                "a strictly increasing tuple of positive integers", m)
+        object.__setattr__(self, "lr_milestones", tuple(int(v) for v in m))
         _check(_is_real(self.lr_gamma) and 0 < self.lr_gamma <= 1, "lr_gamma", "in (0, 1]", self.lr_gamma)
         _check(_is_real(self.train_rotation) and 0 <= self.train_rotation <= 180, "train_rotation",
                "in [0, 180] degrees", self.train_rotation)

@@ -218,3 +218,9 @@ def test_training_learns_mnist5k(tmp_path):
     assert result.test_accuracy > 0.6
     assert result.epochs[-1].train_loss < result.epochs[0].train_loss
     assert math.isfinite(result.epochs[-1].images_per_second)
+
+
+def test_numbers_are_stored_as_floats_so_equal_configs_serialise_alike():
+    a, b = tiny(train_rotation=30, lr=1), tiny(train_rotation=30.0, lr=1.0)
+    assert json.dumps(a.to_dict()) == json.dumps(b.to_dict())
+    assert Stage(1, 90, 0, 1).to_dict() == {"epochs": 1, "theta": 90.0, "eps": 0.0, "lr": 1.0}
