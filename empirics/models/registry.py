@@ -20,7 +20,6 @@ MODEL_NAMES = ("stdcnn", "p4cnn", "lenet", "vgg16", "p4vgg16", "resnet")
 
 _SHAPE_FIELDS = ("channels", "size", "num_classes", "mean", "std")
 
-
 _CLASSES = {  # name -> (module, class); imported on demand
     "stdcnn": ("empirics.models.mnist", "StdCNN"),
     "p4cnn": ("empirics.models.mnist", "P4CNN"),
