@@ -5,7 +5,8 @@ import pytest
 import torch
 from hypothesis import settings
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Respect OMP_NUM_THREADS when set; otherwise use at most two threads.
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or max(1, min(2, os.cpu_count() or 1)))
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=False)
 settings.register_profile("dev", max_examples=25, deadline=None)
