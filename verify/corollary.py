@@ -7,6 +7,13 @@ rates on {Tx} and {x} coincide. `rot90_attack_outcome` runs the attack both
 ways in float64 (so "float precision" means ~1e-16, and a sign flip of a
 gradient component would show as a perturbation gap of a whole step) and
 returns per-point outcomes for `verify.checks.corollary_check`.
+
+Floating point breaks the correspondence in one place: a max over values
+that are exactly tied in exact arithmetic (the constant black background of
+MNIST, pixels clamped to 0) but computed with different rounding for x and
+rot90(x) (the rotated filters sum in another order) picks a different
+argmax, so the gradient, and PGD's sign step, go elsewhere. `interior`
+gives images on which no such ties arise.
 """
 from __future__ import annotations
 
@@ -87,10 +94,15 @@ def rot90_attack_outcome(model: nn.Module, images: torch.Tensor, eps,
                                  gap, logit_gap, grid, int(steps), int(k), str(dtype))
 
 
-def dither(images: torch.Tensor, amplitude: float = 1 / 255, seed: int = 0) -> torch.Tensor:
-    """images + uniform noise in [-amplitude, amplitude], clamped to [0, 1]:
-    removes the exactly constant background whose tied maxima make the
-    subgradient choice of a max layer rotation-dependent in floating point."""
+def interior(images: torch.Tensor, low: float = 0.25, high: float = 0.75,
+             noise: float = 1 / 255, seed: int = 0) -> torch.Tensor:
+    """images mapped affinely into [low, high] plus uniform noise of +-noise
+    (float64). No two pixels are then exactly equal and, for eps <= low -
+    noise, PGD never reaches the [0, 1] clamp, so no exactly tied values
+    arise for a max layer to break by rounding: the setting in which the
+    corollary's gradient correspondence can hold to float precision."""
+    if not 0 <= low - noise < high + noise <= 1:
+        raise ValueError("`low`, `high` and `noise` must keep pixels in [0, 1].")
     gen = torch.Generator().manual_seed(seed)
-    noise = torch.rand(images.shape, generator=gen, dtype=torch.float64)  # (N, C, H, W)
-    return (images.double() + amplitude * (2 * noise - 1)).clamp(0, 1)
+    u = torch.rand(images.shape, generator=gen, dtype=torch.float64)  # (N, C, H, W)
+    return low + (high - low) * images.double() + noise * (2 * u - 1)

@@ -19,7 +19,6 @@ from verify import checks, gather
 from verify.result import CheckResult
 
 MNIST_FIGURES = ("fig1", "fig3", "fig5", "curriculum")
-THEORY_P = 0.7  # the paper's Theorem 1 needs 1/2 <= p < 1; 0.7 as in paper_figures/theorem1
 COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
 
 
@@ -144,13 +143,17 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
         prof = gather.pgd_at(rec, [0.0, *readings.values()], steps=cfg.quoted_steps,
                              data_dir=cfg.data_dir)
         correct = checks.correct_by_eps(len(prof.epsilons), prof.broken_at)  # (E, n)
+        stored = rec.robustness[0.0]
         for reading, e_pix in readings.items():
             at = correct[prof.epsilons.index(e_pix)]
+            extra = {"pgd_steps": cfg.quoted_steps}
+            if any(abs(e - e_pix) < 1e-9 for e in stored.epsilons):
+                extra[f"stored_profile_pgd{stored.steps}_accuracy"] = stored.at(e_pix).accuracy.value
             if which == "a":
                 r = checks.half_robustness_check(correct[0], at, eps, reading, data=[rec.spec.key])
             else:
                 r = checks.accuracy_above_check(at, eps, reading, data=[rec.spec.key])
-            out.append(replace(r, details={**r.details, "pgd_steps": cfg.quoted_steps}))
+            out.append(replace(r, details={**r.details, **extra}))
     return out
 
 
@@ -242,7 +245,7 @@ def invariant_p4cnn(runs: Runs):
 
 def corollary_checks(runs: Runs) -> list[CheckResult]:
     """Sec. 1.1: PGD (no random start) on x and rot90(x), float64."""
-    from verify.corollary import dither, rot90_attack_outcome
+    from verify.corollary import interior, rot90_attack_outcome
     from empirics.train import load_model
     cfg = runs.config
     std = {theta: _stdcnn(runs, theta) for theta in (0.0, 180.0)}  # fig1 first: cheap to miss
@@ -250,8 +253,9 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
     model, source = invariant_p4cnn(runs)
     kw = {"steps": cfg.corollary_steps, "tol": 1e-9}
     cases = [("p4cnn_invariant_head", model, images, True, source, "raw test images"),
-             ("p4cnn_invariant_head_dithered", model, dither(images), True, source,
-              "test images + uniform noise of +-1/255 (no exactly constant background)")]
+             ("p4cnn_invariant_head_interior", model, interior(images), True, source,
+              "test images mapped into [0.25, 0.75] + noise of +-1/255: no exactly tied "
+              "pixels and the [0, 1] clamp never binds")]
     for theta, rec in std.items():
         cases.append((f"stdcnn_theta{theta:g}", load_model(rec.run_dir)[0], images, False,
                       f"StdCNN trained at +-{theta:g} deg, run {rec.spec.key}", "raw test images"))
@@ -267,23 +271,27 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
 
 # ------------------------------------------------------------ the pipeline
 def theory_result(config: VerifyConfig) -> dict:
-    """The Theorem 1 check as the theorem1 figure declares it (p = 0.7 if none)."""
-    from theory.check import CheckConfig, run_check
-    try:
-        from empirics.experiments import figure
-        theory_cfg = figure("theorem1", config.scale).theory
-    except Exception:  # noqa: BLE001 - fall back to the documented default
-        theory_cfg = None
-    return run_check(theory_cfg or CheckConfig(p=THEORY_P),
-                     progress=sys.stderr.isatty()).to_dict()
+    """The Theorem 1 check as the theorem1 figure declares it at this scale,
+    read from the run store where `paper_figures` keeps it (run and stored
+    there if absent)."""
+    import json
+    from empirics.experiments import figure
+    from empirics.runstore import RunStore
+    from paper_figures.commands import run_theory, theory_result_path
+    fig, store = figure("theorem1", config.scale), RunStore(config.store)
+    run_theory(fig, store, progress=sys.stderr.isatty())
+    return json.loads(theory_result_path(store, fig).read_text())
 
 
-def run_sweeps(config: VerifyConfig) -> None:
-    """Train and profile whatever the MNIST figures still miss, and plot them."""
+def run_sweeps(config: VerifyConfig, command: str | None = None) -> dict:
+    """Train and profile whatever the figures the checks use still miss, and
+    plot them into FIGURES/SCALE; {figure: "plotted" | "skipped: why"}."""
     from paper_figures import run_and_plot
     from empirics.runstore import RunStore
-    run_and_plot(list(MNIST_FIGURES), config.scale, RunStore(config.store), jobs=config.jobs,
-                 data_dir=config.data_dir)
+    return run_and_plot(list(MNIST_FIGURES) + ["theorem1"], config.scale, RunStore(config.store),
+                        jobs=config.jobs, data_dir=config.data_dir,
+                        out_dir=Path(config.figures_dir) / config.scale,
+                        progress=sys.stderr.isatty(), command=command)
 
 
 def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
@@ -297,7 +305,9 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
         say(f"2/4 sweeps for {', '.join(MNIST_FIGURES)} at scale {config.scale} "
             f"(reusing {config.store}) ...")
         try:
-            run_sweeps(config)
+            status = run_sweeps(config, command="python -m paper_figures all --scale "
+                                f"{config.scale}")
+            notes += [f"{name}: {what}" for name, what in status.items() if what != "plotted"]
         except Exception as err:  # noqa: BLE001 - the checks say what is missing
             notes.append(f"the sweep step failed ({type(err).__name__}: {err}); checks use "
                          "what the run store holds")
