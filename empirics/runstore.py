@@ -26,7 +26,8 @@ API for readers (the verify layer, the figure commands)::
     store.run_dir(spec) -> Path       # the checkpoint folder:
                                       # empirics.train.load_model(run_dir)
 
-``RunRecord(spec, metrics, invariance, robustness, seconds, run_dir)``:
+``RunRecord(spec, metrics, invariance, robustness, seconds, run_dir,
+cpu_seconds)``:
 ``metrics`` is the training ``metrics.json`` as a dict, ``invariance`` an
 ``InvarianceProfile``, ``robustness`` a dict from test rotation B (float,
 degrees; the paper's A/B legend convention) to a ``RobustnessProfile``.
@@ -66,6 +67,7 @@ class RunRecord:
     robustness: dict  # float B (test rotation, degrees) -> RobustnessProfile
     seconds: float  # wall time of the call that trained and profiled it
     run_dir: Path
+    cpu_seconds: float | None = None  # its process CPU time (all threads)
 
 
 class RunStore:
@@ -104,15 +106,17 @@ class RunStore:
         return out
 
     def save_profiles(self, spec: "RunSpec", invariance, robustness: dict,
-                      seconds: float) -> Path:
+                      seconds: float, cpu_seconds: float | None = None) -> Path:
         """Store the measured profiles atomically; this marks the run done.
-        `robustness` maps test rotation B -> profile; profiles need `to_dict()`."""
+        `robustness` maps test rotation B -> profile; profiles need `to_dict()`.
+        `seconds` / `cpu_seconds`: wall and process CPU time of the run."""
         if set(map(float, robustness)) != set(spec.test_rotations):
             raise ValueError("`robustness` must have one profile per spec.test_rotations")
         payload = {
             "key": spec.key,
             "spec": spec.to_dict(),
             "seconds": float(seconds),
+            "cpu_seconds": None if cpu_seconds is None else float(cpu_seconds),
             "invariance": invariance.to_dict(),
             "robustness": [{"test_rotation": float(b), "profile": p.to_dict()}
                            for b, p in sorted(robustness.items())],
@@ -134,8 +138,10 @@ class RunStore:
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         robustness = {float(item["test_rotation"]): RobustnessProfile.from_dict(item["profile"])
                       for item in payload["robustness"]}
+        cpu = payload.get("cpu_seconds")
         return RunRecord(spec, metrics, InvarianceProfile.from_dict(payload["invariance"]),
-                         robustness, float(payload.get("seconds", 0.0)), folder)
+                         robustness, float(payload.get("seconds", 0.0)), folder,
+                         None if cpu is None else float(cpu))
 
     def _read_profiles(self, spec: "RunSpec") -> dict[str, Any] | None:
         path = self.run_dir(spec) / PROFILES_FILE

@@ -9,7 +9,8 @@
   spec that is not done. Locally: in this process when ``jobs == 1``, else
   a pool of ``jobs`` worker processes, one run per worker at a time, each
   with ``torch.set_num_threads(cores // jobs)``. With ``ray_address``
-  (``"auto"`` or ``"ray://host:10001"``): one Ray task per run asking for
+  (``"auto"``, ``"ray://host:10001"``, or ``"local"`` to start a Ray
+  instance on this machine): one Ray task per run asking for
   ``num_gpus=gpus_per_run``; tasks write to ``store.root``, which must be on
   a file system shared by every node, and the cluster's Python must have
   this package installed.
@@ -68,7 +69,7 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
         import torch
 
         torch.set_num_threads(options.threads)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     device = pick_device(options.device)
     folder = store.prepare(spec)
     config = replace(spec.train, data_dir=options.data_dir)  # data_dir is not in the key
@@ -81,7 +82,8 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
     robustness = {b: robustness_profile(model, test.images, test.labels, spec.epsilons,
                                         steps=spec.pgd_steps, test_rotation=b, **kw)
                   for b in spec.test_rotations}
-    store.save_profiles(spec, invariance, robustness, time.perf_counter() - start)
+    store.save_profiles(spec, invariance, robustness, time.perf_counter() - start,
+                        time.process_time() - cpu_start)
     return spec.key
 
 
@@ -168,7 +170,7 @@ def _run_ray(todo, root, address, gpus_per_run, options, run_fn) -> list[str]:
     except ImportError as err:
         raise ValueError("`--ray` needs the optional extra: pip install 'invrob[ray]'") from err
     if not ray.is_initialized():
-        ray.init(address=address)
+        ray.init(address=None if address == "local" else address)
     quiet = options.quiet()  # the cluster's scheduler sets the threads
     task = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(run_fn)
     pending = [task.remote(spec, root, quiet) for spec in todo]

@@ -42,7 +42,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="runs trained at once, one process each, with cores/jobs torch threads "
                         "(default: min(2, cores))")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
-                   help="run on a Ray cluster ('auto' or ray://host:port), one task per run; "
+                   help="run on a Ray cluster ('auto', ray://host:port, or 'local' for a Ray "
+                        "instance on this machine), one task per run; "
                         "--store must then be on a file system every node shares")
     p.add_argument("--gpus-per-run", type=float, default=0.0,
                    help="GPUs each Ray task asks for (default 0)")
@@ -60,9 +61,11 @@ def _out(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Regenerate the paper's figures: declared sweeps, a "
-                "resumable run store (a finished run is never recomputed), local or Ray "
-                f"execution. Figures: {', '.join(FIGURE_NAMES)}.")
+    p = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Regenerate the paper's figures: declared sweeps, a resumable run "
+                "store (a finished run is never recomputed; an interrupted one resumes from its "
+                f"last epoch), local or Ray execution.\nFigures: {', '.join(FIGURE_NAMES)}.",
+                epilog=__doc__.split("\n\n", 1)[1])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="train and profile every missing run of the figures")
     run.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
@@ -119,8 +122,13 @@ def _cmd_list(args) -> None:
         done = len(fig.runs) - len(store.missing(fig.runs))
         print(f"{name:<11} {fig.paper_ref:<28} {fig.dataset:<9} {done}/{len(fig.runs)} runs stored")
         for run in fig.runs:
-            mark = "done" if store.is_done(run) else "    "
-            print(f"    {mark} {run.key}  {fig.label(run):<22} {run.describe()}")
+            cost = ""
+            if store.is_done(run):
+                rec = store.load(run)
+                cpu = "" if rec.cpu_seconds is None else f", {rec.cpu_seconds:.0f} s CPU"
+                cost = f"  ({rec.seconds:.0f} s wall{cpu})"
+            mark = "done" if cost else "    "
+            print(f"    {mark} {run.key}  {fig.label(run):<22} {run.describe()}{cost}")
 
 
 def main(argv=None) -> int:
