@@ -116,7 +116,6 @@ def _interrupt_after(monkeypatch, n_epochs):
     monkeypatch.setattr(tr, "_run_epoch", run_epoch)
 
 
-@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, monkeypatch):
     config = tiny()
     straight = train(config, tmp_path / "straight", progress=False)
@@ -208,7 +207,6 @@ def test_seeds_decide_the_run(tmp_path):
     assert a.epochs[0].train_loss != c.epochs[0].train_loss
 
 
-@pytest.mark.slow
 def test_training_learns_mnist5k(tmp_path):
     # 1000 clean training images, 3 epochs of Adam: far above the 10 % of chance.
     # The binomial stderr of accuracy on 300 test images is <= 0.03, so 0.6 leaves
