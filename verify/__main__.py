@@ -18,7 +18,7 @@ from empirics.experiments import SCALES
 from empirics.io import atomic_write_json, atomic_write_text, provenance
 from verify import report
 from verify.result import ERROR
-from verify.run import MNIST_FIGURES, VerifyConfig, run_verify, say
+from verify.run import MNIST_FIGURES, READINGS, VerifyConfig, run_verify, say
 
 PROG = "python -m verify"
 
@@ -83,7 +83,7 @@ def write_outputs(config: VerifyConfig, results, notes, argv) -> Path:
     prov = {**provenance(), "run_store": str(Path(config.store).resolve()),
             "command": f"{PROG} {shlex.join(argv)}".rstrip()}
     md = report.markdown(results, config.scale, figure_files(config), out,
-                         commands(config, argv), prov, notes)
+                         commands(config, argv), prov, notes, READINGS)
     atomic_write_json(out / "checks.json", {"scale": config.scale, "config": config.to_dict(),
                                             "notes": list(notes), "provenance": prov,
                                             "checks": [r.to_dict() for r in results]})

@@ -78,7 +78,7 @@ def _md_escape(text: str) -> str:
 
 
 def markdown(results, scale: str, figures, report_dir, commands, provenance: dict,
-             notes: list[str] = ()) -> str:
+             notes: list[str] = (), readings: list[str] = ()) -> str:
     """report.md: the claims table, the numbers behind each verdict, the
     figures (linked relative to `report_dir`), the commands, provenance."""
     counts = {v: sum(r.verdict == v for r in results)
@@ -98,6 +98,8 @@ def markdown(results, scale: str, figures, report_dir, commands, provenance: dic
     for i, r in enumerate(results, 1):
         stat = r.details.get("statistic", "")
         lines.append(f"{i}. `{r.name}`: {_md_escape(note(r))}" + (f" (statistic: {stat})" if stat else ""))
+    if readings:
+        lines += ["", "## How each claim is read", ""] + [f"- {n}" for n in readings]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Figures", ""]

@@ -21,6 +21,34 @@ from verify.result import CheckResult
 MNIST_FIGURES = ("fig1", "fig3", "fig5", "curriculum")
 COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
 
+READINGS = (
+    "Claims (i), (ii): Spearman's rho between the training knob and each model's profile AUC "
+    "(trapezoid area normalised by the axis range; robustness = PGD accuracy vs eps on "
+    "unrotated test images, invariance = rate of unchanged predictions vs theta). 95 % "
+    "percentile intervals from a paired bootstrap over test points (one resample shared by all "
+    "models) and over training seeds where there are several. The effect is the AUC "
+    "difference between the largest and the smallest knob value.",
+    "Quoted (a): 'robustness drops by more than 50 % at eps = 0.1' read as accuracy(eps) < 0.5 "
+    "x clean accuracy, i.e. fewer than half of the clean-correct test points survive PGD; "
+    "quoted (b): PGD accuracy > 0.8 at eps = 0.3. Both with exact (Clopper-Pearson) intervals, "
+    "under PGD-40 (step 2.5 eps / 40, no random start) in pixel units, and again with eps read "
+    "in normalised units (eps_pixel = eps x 0.3081) as the authors' code effectively did.",
+    "Theorem 1: a trained classifier refutes the bound only if its whole interval for "
+    "Pr[f(rX)=Y] + c(p) Pr[f(X+A)=Y] lies above p / (2 (1 - p)); 'opposite sides' needs the "
+    "r-augmented model's spatial accuracy above, and its adversarial accuracy below, the "
+    "A-adversarial model's, with non-overlapping intervals.",
+    "Corollary (Sec. 1.1): the same PGD (random start off, against clean predictions) on x "
+    "and rot90(x), model in float64. An invariant model HOLDS when every test point gets the "
+    "same outcome (so the rates are equal exactly); whether the perturbations themselves "
+    "correspond (rotated back, to 1e-9) is reported next to it. For a StdCNN the claim is "
+    "that equality is not guaranteed: HOLDS if the rate difference's interval excludes 0, "
+    "INCONCLUSIVE if the rates agree within noise although the per-point correspondence "
+    "breaks, FAILS if the attack commutes with the rotation.",
+    "CuSP: paired bootstrap of CuSP minus baseline for clean, rotated (angles in +-180) and "
+    "PGD accuracy (at CuSP's final training eps); HOLDS if not worse on rotated or PGD "
+    "accuracy and better on at least one (interval excludes 0), FAILS if worse on one.",
+)
+
 
 @dataclass(frozen=True)
 class VerifyConfig:
@@ -236,7 +264,7 @@ def invariant_p4cnn(runs: Runs):
     cfg = TrainConfig(model="p4cnn", dataset=runs.figure("fig1").dataset, epochs=2,
                       model_kwargs=(("invariant_head", True),), data_dir=runs.config.data_dir)
     folder = Path(runs.config.store) / f"verify-p4cnn-invariant-{config_hash(cfg.to_dict())}"
-    say(f"training a P4CNN with the invariant head for the corollary (2 epochs) into {folder}")
+    say(f"P4CNN with the invariant head for the corollary: 2 epochs into {folder} (reused if there)")
     result = train(cfg, folder, resume=True, progress=sys.stderr.isatty())
     acc = result.epochs[-1].test_accuracy
     return load_model(folder)[0], (f"P4CNN invariant head trained 2 epochs by verify "
