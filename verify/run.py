@@ -168,8 +168,9 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
     for theta, eps, which in ((180.0, 0.1, "a"), (60.0, 0.3, "b")):
         rec = _stdcnn(runs, theta)
         readings = {"pixel": eps, "normalised": round(eps * std, 6)}
+        say(f"quoted numbers: PGD-{cfg.quoted_steps} on the theta = {theta:g} StdCNN ...")
         prof = gather.pgd_at(rec, [0.0, *readings.values()], steps=cfg.quoted_steps,
-                             data_dir=cfg.data_dir)
+                             data_dir=cfg.data_dir, progress=sys.stderr.isatty())
         correct = checks.correct_by_eps(len(prof.epsilons), prof.broken_at)  # (E, n)
         stored = rec.robustness[0.0]
         for reading, e_pix in readings.items():
@@ -311,15 +312,42 @@ def theory_result(config: VerifyConfig) -> dict:
     return json.loads(theory_result_path(store, fig).read_text())
 
 
+def _figure_current(fig, out: Path) -> bool:
+    """True when FIGURES/SCALE already holds `fig` drawn from exactly its runs."""
+    import json
+    try:
+        meta = json.loads((out / f"{fig.name}.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (out / f"{fig.name}.png").is_file() and meta.get("run_keys") == list(fig.keys)
+
+
 def run_sweeps(config: VerifyConfig, command: str | None = None) -> dict:
     """Train and profile whatever the figures the checks use still miss, and
-    plot them into FIGURES/SCALE; {figure: "plotted" | "skipped: why"}."""
-    from paper_figures import run_and_plot
+    draw the figures that are missing or stale in FIGURES/SCALE (figures
+    drawn from the same runs are left as they are).
+    Returns {figure: "plotted" | "up to date" | "skipped: why"}."""
+    from empirics.experiments import figure
     from empirics.runstore import RunStore
-    return run_and_plot(list(MNIST_FIGURES) + ["theorem1"], config.scale, RunStore(config.store),
-                        jobs=config.jobs, data_dir=config.data_dir,
-                        out_dir=Path(config.figures_dir) / config.scale,
-                        progress=sys.stderr.isatty(), command=command)
+    from empirics.sweep import RunOptions
+    from paper_figures.commands import plot_figure, run_figures, unavailable
+    store, out = RunStore(config.store), Path(config.figures_dir) / config.scale
+    status, ready = {}, []
+    for name in (*MNIST_FIGURES, "theorem1"):
+        fig = figure(name, config.scale)
+        why = unavailable(fig, config.data_dir, False)
+        status[name] = f"skipped: {why}" if why else None
+        if why is None:
+            ready.append(fig)
+    run_figures(ready, store, config.jobs,
+                options=RunOptions(config.data_dir, progress=sys.stderr.isatty()))
+    for fig in ready:
+        if _figure_current(fig, out):
+            status[fig.name] = "up to date"
+        else:
+            plot_figure(fig.name, config.scale, store, out, command)
+            status[fig.name] = "plotted"
+    return status
 
 
 def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
@@ -335,7 +363,8 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
         try:
             status = run_sweeps(config, command="python -m paper_figures all --scale "
                                 f"{config.scale}")
-            notes += [f"{name}: {what}" for name, what in status.items() if what != "plotted"]
+            say("figures: " + ", ".join(f"{n} {w}" for n, w in status.items()))
+            notes += [f"{name}: {what}" for name, what in status.items() if what.startswith("skip")]
         except Exception as err:  # noqa: BLE001 - the checks say what is missing
             notes.append(f"the sweep step failed ({type(err).__name__}: {err}); checks use "
                          "what the run store holds")
