@@ -228,11 +228,13 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
 
     Every (sample, eps) pair is one row of a pool of at most `batch_size`
     rows, with its own eps and step size (a float, or None for
-    2.5 * eps / steps). Pairs are queued smallest eps first. A pair leaves the
-    pool as soon as an iterate changes the model's prediction, and pairs at
-    larger eps of a sample already fooled at a smaller eps never run: the
-    smaller ball lies inside the larger one, so counting the sample as fooled
-    there is a valid, stronger attack. Freed rows are refilled from the queue.
+    2.5 * eps / steps). Pairs are queued smallest eps first, and a sample has
+    at most one pair in the pool at a time. A pair leaves the pool as soon as
+    an iterate changes the model's prediction, and pairs at larger eps of a
+    sample already fooled at a smaller eps never run: the smaller ball lies
+    inside the larger one, so counting the sample as fooled there is a valid,
+    stronger attack. Freed rows are refilled from the queue, so the work
+    done does not depend on `batch_size`.
 
     One attack per pair serves both metrics: it targets the model's clean
     prediction. For a correctly classified sample that is its true label, so
@@ -295,19 +297,29 @@ class _Grid:
 
 def _refill(pool: _Pool, grid: _Grid, queue: tuple[Tensor, Tensor], pos: int,
             fooled_at: Tensor, size: int, generator) -> tuple[_Pool, int, int]:
-    """Top the pool up to `size` from the queue, skipping pairs whose sample is
-    already fooled at a smaller eps; return (pool, new position, skipped)."""
-    skipped = 0
+    """Top the pool up to `size` from the queue; return (pool, new position,
+    pairs skipped). A pair waits while its sample has a pair in the pool (so
+    its smaller eps are settled first) and is skipped if the sample is already
+    fooled at a smaller eps. The queue is eps-major, so any n consecutive
+    entries belong to distinct samples."""
+    n, skipped = len(grid.x), 0
+    busy = torch.zeros(n, dtype=torch.bool, device=grid.x.device)  # (N,)
+    busy[pool.i] = True
     while len(pool.i) < size and pos < len(queue[0]):
-        take = slice(pos, pos + size - len(pool.i))
+        take = slice(pos, pos + min(size - len(pool.i), n))
         i, j = queue[0][take], queue[1][take]
-        pos += len(i)
+        wait = busy[i]
+        cut = int(wait.int().argmax()) if bool(wait.any()) else len(i)
+        i, j, pos = i[:cut], j[:cut], pos + cut
         fresh = fooled_at[i] > j
         skipped += int((~fresh).sum())
+        busy[i[fresh]] = True
         i, j = i[fresh], j[fresh]
         ball = grid.ball(i, j)
         x0 = ball.random_perturb(generator) if grid.random_start else ball.x0.clone()
         pool = pool.extend(_Pool(i, j, torch.zeros_like(i), x0))
+        if cut < len(wait):
+            break
     return pool, pos, skipped
 
 
@@ -348,10 +360,8 @@ def _attack_pairs(model, x, target, eps, alpha, steps, random_start, generator,
     pos, pair_steps = 0, 0
     bar = tqdm(total=len(queue[0]), desc="pgd pairs", disable=not progress, leave=False)
     while True:
-        live = fooled_at[pool.i] > pool.j  # drop pairs fooled at a smaller eps
-        pool = pool.keep(live)
         pool, pos, skipped = _refill(pool, grid, queue, pos, fooled_at, batch_size, generator)
-        bar.update(int((~live).sum()) + skipped)
+        bar.update(skipped)
         if len(pool.i) == 0:
             break
         pair_steps += len(pool.i)
