@@ -135,11 +135,29 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+def _report(bar, spec, root: str) -> None:
+    """Name the run just finished (and its wall time) on the sweep bar."""
+    from empirics.runstore import PROFILES_FILE
+
+    bar.update(1)
+    if bar.disable:
+        return
+    import json
+
+    try:
+        seconds = json.loads((RunStore(root).run_dir(spec) / PROFILES_FILE).read_text())["seconds"]
+        bar.write(f"done {spec.key} {spec.describe()} in {seconds:.0f} s")
+    except (OSError, ValueError, KeyError):  # a fake run function may store no time
+        bar.write(f"done {spec.key} {spec.describe()}")
+
+
 def _run_inline(todo, root, options, run_fn) -> list[str]:
     options = replace(options, threads=threads_per_job(1))
     done = []
-    for spec in tqdm(todo, desc="runs", unit="run", disable=not options.progress):
-        done.append(run_fn(spec, root, options))
+    with tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
+        for spec in todo:
+            done.append(run_fn(spec, root, options))
+            _report(bar, spec, root)
     return done
 
 
@@ -150,13 +168,14 @@ def _run_pool(todo, root, jobs, options, run_fn) -> list[str]:
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                              mp_context=get_context("spawn")) as pool, \
             tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
-        pending = {pool.submit(run_fn, spec, root, quiet) for spec in todo}
+        specs = {pool.submit(run_fn, spec, root, quiet): spec for spec in todo}
+        pending = set(specs)
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     done.append(future.result())
-                    bar.update(1)
+                    _report(bar, specs[future], root)
         except BaseException:
             for future in pending:
                 future.cancel()
