@@ -95,3 +95,10 @@ def test_figures_drawn_from_the_same_runs_are_left_alone(tmp_path):
     assert vrun._figure_current(fig, tmp_path)
     (tmp_path / "fig1.json").write_text(json.dumps({"run_keys": ["stale"]}))
     assert not vrun._figure_current(fig, tmp_path)
+
+
+def test_near_chance_models_get_a_caveat():
+    # 10 classes: chance is 0.1; within 0.1 of it the model learned ~nothing.
+    assert vrun._chance_caveat({"a": 0.95, "b": 0.6}) is None
+    caveat = vrun._chance_caveat({"a": 0.95, "b": 0.12})
+    assert caveat and "b: 0.12" in caveat and "a:" not in caveat

@@ -42,6 +42,7 @@ class Sweep:
     robustness_auc: np.ndarray
     keys: tuple[str, ...]
     n_test: int
+    clean_accuracy: tuple[float, ...]  # per knob value, mean over seeds
 
 
 def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
@@ -62,13 +63,15 @@ def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
     seeds = tuple(sorted(set.intersection(*(set(g) for g in groups.values()))))
     if not seeds:
         raise UsageError("no training seed is shared by every run of the sweep")
-    inv, rob, keys = [], [], []
+    inv, rob, keys, clean = [], [], [], []
     for value in x:
+        clean.append(float(np.mean([groups[value][s].invariance.clean_correct for s in seeds])))
         inv.append([checks.invariance_auc_points(thetas, groups[value][s].invariance.invariant)
                     for s in seeds])
         rob.append([_robustness_auc(groups[value][s], test_rotation) for s in seeds])
         keys += [groups[value][s].spec.key for s in seeds]
-    return Sweep(x, seeds, np.asarray(inv), np.asarray(rob), tuple(keys), records[0].spec.n_test)
+    return Sweep(x, seeds, np.asarray(inv), np.asarray(rob), tuple(keys), records[0].spec.n_test,
+                 tuple(clean))
 
 
 def _robustness_auc(record, test_rotation: float) -> np.ndarray:

@@ -21,7 +21,9 @@ def _ci(r: CheckResult) -> str:
 def _trend_note(d: dict) -> str:
     means = ", ".join(f"{x:g}: {_num(m['statistic'])}" for x, m in zip(d["x"], d["means"]))
     eff = d["effect"]
-    return (f"{d['y_name']} by {d['x_name']} = {means}; {d['effect_name']} = "
+    clean = d.get("clean_accuracy")
+    clean = f"; clean accuracy {', '.join(f'{k}: {v:.3f}' for k, v in clean.items())}" if clean else ""
+    return (f"{d['y_name']} by {d['x_name']} = {means}{clean}; {d['effect_name']} = "
             f"{_num(eff['statistic'])} [{_num(eff['ci'][0])}, {_num(eff['ci'][1])}] "
             f"({d['effect_verdict']}); {d['n_points']} test points x {d['n_seeds']} seed(s)")
 
@@ -33,7 +35,13 @@ def _curriculum_note(d: dict) -> str:
 
 
 def note(r: CheckResult) -> str:
-    """One line with the numbers behind a verdict."""
+    """One line with the numbers behind a verdict (and its caveat, if any)."""
+    text = _numbers(r)
+    caveat = r.details.get("caveat")
+    return f"{text}. Caveat: {caveat}" if caveat else text
+
+
+def _numbers(r: CheckResult) -> str:
     d = r.details
     if r.verdict == ERROR:
         return f"could not run: {d.get('error', '?')}"
@@ -93,7 +101,8 @@ def markdown(results, scale: str, figures, report_dir, commands, provenance: dic
              "|---|-------|-------|-----------|--------|---------|"]
     for i, r in enumerate(results, 1):
         lines.append(f"| {i} | {_md_escape(r.claim)} | {_md_escape(r.paper_ref)} | "
-                     f"{_num(r.statistic)} | {_ci(r)} | **{r.verdict}** |")
+                     f"{_num(r.statistic)} | {_ci(r)} | **{r.verdict}**"
+                     + (" (caveat)" if r.details.get("caveat") else "") + " |")
     lines += ["", "## The numbers behind each verdict", ""]
     for i, r in enumerate(results, 1):
         stat = r.details.get("statistic", "")

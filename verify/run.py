@@ -140,16 +140,38 @@ def _kw(config: VerifyConfig) -> dict:
 
 
 # ------------------------------------------------------------ the checks
+CHANCE_MARGIN = 0.1  # a model within 0.1 of 1/num_classes clean accuracy learned ~nothing
+
+
+def _chance_caveat(labels_acc: dict, num_classes: int = 10) -> str | None:
+    low = [k for k, a in labels_acc.items() if a <= 1 / num_classes + CHANCE_MARGIN]
+    if not low:
+        return None
+    return ("near-chance clean accuracy (" + ", ".join(f"{k}: {labels_acc[k]:.2f}" for k in low)
+            + "): such a model predicts ~one class, so its profiles say little")
+
+
+def _with_clean(results, sweep) -> tuple:
+    """Add each model's clean accuracy (and a caveat for near-chance ones)."""
+    acc = {f"{x:g}": a for x, a in zip(sweep.x, sweep.clean_accuracy)}
+    extra = {"clean_accuracy": acc}
+    caveat = _chance_caveat(acc)
+    if caveat:
+        extra["caveat"] = caveat
+    return tuple(replace(r, details={**r.details, **extra}) for r in results)
+
+
 def claim_i_checks(runs: Runs, name: str, model: str) -> tuple:
     sweep = gather.sweep_outcomes(runs.records(name), "rotation")
-    return checks.claim_i(model, sweep.x, sweep.invariance_auc, sweep.robustness_auc,
-                          data=sweep.keys, **_kw(runs.config))
+    return _with_clean(checks.claim_i(model, sweep.x, sweep.invariance_auc, sweep.robustness_auc,
+                                      data=sweep.keys, **_kw(runs.config)), sweep)
 
 
 def claim_ii_checks(runs: Runs) -> tuple:
     sweep = gather.sweep_outcomes(runs.records("fig5"), "eps")
-    return checks.claim_ii("lenet", sweep.x, sweep.invariance_auc, sweep.robustness_auc,
-                           data=sweep.keys, **_kw(runs.config))
+    return _with_clean(checks.claim_ii("lenet", sweep.x, sweep.invariance_auc,
+                                       sweep.robustness_auc, data=sweep.keys, **_kw(runs.config)),
+                       sweep)
 
 
 def _stdcnn(runs: Runs, theta: float):
@@ -240,10 +262,13 @@ def curriculum_checks(runs: Runs) -> list[CheckResult]:
         claim = (f"CuSP beats training at its final (theta, eps) = ({final.theta:g}, "
                  f"{final.eps:g}) alone on (rotated, PGD) accuracy" if is_final else
                  f"extra comparison: CuSP vs {label} on (rotated, PGD) accuracy")
-        out.append(checks.curriculum_check(
+        r = checks.curriculum_check(
             name, {m: a for m, (a, _) in stack.items()}, {m: b for m, (_, b) in stack.items()},
             data=[cusp[s].spec.key for s in seeds] + [base[s].spec.key for s in seeds],
-            settings=settings, claim=claim, **_kw(runs.config)))
+            settings=settings, claim=claim, **_kw(runs.config))
+        clean = r.details["metrics"]["clean"]
+        caveat = _chance_caveat({"CuSP": clean["cusp"], label: clean["baseline"]})
+        out.append(replace(r, details={**r.details, "caveat": caveat}) if caveat else r)
     out.sort(key=lambda r: not r.claim.startswith("CuSP beats"))  # the paper's claim first
     return out
 
