@@ -109,11 +109,11 @@ def claim_i(model: str, train_rotations, invariance_auc, robustness_auc, data=()
             **kw) -> tuple[CheckResult, CheckResult]:
     """Claim (i) for one model family: invariance AUC rises and robustness
     AUC (unrotated test data) falls as the training rotation grows."""
-    inv = trend_check(f"claim_i_{model}_invariance", CLAIM_I_REF,
+    inv = trend_check(f"claim_i_{model.lower()}_invariance", CLAIM_I_REF,
                       f"{model}: invariance-profile AUC rises with training rotation",
                       train_rotations, invariance_auc, +1, x_name="train rotation",
                       y_name="invariance AUC", data=data, **kw)
-    rob = trend_check(f"claim_i_{model}_robustness", CLAIM_I_REF,
+    rob = trend_check(f"claim_i_{model.lower()}_robustness", CLAIM_I_REF,
                       f"{model}: robustness-profile AUC (B=0) falls with training rotation",
                       train_rotations, robustness_auc, -1, x_name="train rotation",
                       y_name="robustness AUC", data=data, **kw)
@@ -124,11 +124,11 @@ def claim_ii(model: str, train_eps, invariance_auc, robustness_auc, data=(),
              **kw) -> tuple[CheckResult, CheckResult]:
     """Claim (ii): robustness AUC rises and invariance AUC falls as the PGD
     training eps grows."""
-    rob = trend_check(f"claim_ii_{model}_robustness", CLAIM_II_REF,
+    rob = trend_check(f"claim_ii_{model.lower()}_robustness", CLAIM_II_REF,
                       f"{model}: robustness-profile AUC rises with PGD training eps",
                       train_eps, robustness_auc, +1, x_name="train eps",
                       y_name="robustness AUC", data=data, **kw)
-    inv = trend_check(f"claim_ii_{model}_invariance", CLAIM_II_REF,
+    inv = trend_check(f"claim_ii_{model.lower()}_invariance", CLAIM_II_REF,
                       f"{model}: invariance-profile AUC falls with PGD training eps",
                       train_eps, invariance_auc, -1, x_name="train eps",
                       y_name="invariance AUC", data=data, **kw)
@@ -255,7 +255,7 @@ def theorem_sides_check(spatial: Mapping[str, Estimate], adversarial: Mapping[st
 # ------------------------------------------------------------ Sec. 1.1 corollary
 def corollary_check(model: str, fooled, fooled_rot, max_gap: float, exact_invariant: bool,
                     tol: float = 1e-9, data=(), details=None, n_resamples: int = 2000,
-                    seed: int = 0, level: float = 0.95) -> CheckResult:
+                    seed: int = 0, level: float = 0.95, label: str | None = None) -> CheckResult:
     """Fooling rate on rot90 images vs originals under the same attack.
 
     fooled, fooled_rot: (n,) bool per point; max_gap: max |rot90^-1(delta_rot)
@@ -275,13 +275,14 @@ def corollary_check(model: str, fooled, fooled_rot, max_gap: float, exact_invari
     diff = stats.paired_difference(b, a, n_resamples=n_resamples, seed=seed, level=level)
     discordant = int(np.sum(a != b))
     commutes = discordant == 0 and max_gap <= tol
+    label = label or model
     if exact_invariant:
         verdict = "HOLDS" if discordant == 0 else "FAILS"
-        claim = f"{model} (exactly rot90-invariant): fooling rate on rot90 images = on originals"
+        claim = f"{label} (exactly rot90-invariant): PGD fooling rate on rot90 images = on originals"
     else:
         excl = stats.direction_verdict(diff.ci_low, diff.ci_high, +1) != "INCONCLUSIVE"
         verdict = "FAILS" if commutes else ("HOLDS" if excl else "INCONCLUSIVE")
-        claim = f"{model} (not invariant): the equality is not guaranteed"
+        claim = f"{label} (not invariant): that equality is not guaranteed"
     info = {"fooling_rate": float(a.mean()), "fooling_rate_rot90": float(b.mean()),
             "discordant": discordant, "n_points": int(a.size), "max_perturbation_gap": max_gap,
             "tol": tol, "perturbations_match": bool(max_gap <= tol),

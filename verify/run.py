@@ -169,7 +169,7 @@ def claim_i_checks(runs: Runs, name: str, model: str) -> tuple:
 
 def claim_ii_checks(runs: Runs) -> tuple:
     sweep = gather.sweep_outcomes(runs.records("fig5"), "eps")
-    return _with_clean(checks.claim_ii("lenet", sweep.x, sweep.invariance_auc,
+    return _with_clean(checks.claim_ii("LeNet", sweep.x, sweep.invariance_auc,
                                        sweep.robustness_auc, data=sweep.keys, **_kw(runs.config)),
                        sweep)
 
@@ -306,20 +306,23 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
     images = gather.profile_subset(std[0.0].spec, cfg.data_dir).images[:cfg.corollary_points]
     model, source = invariant_p4cnn(runs)
     kw = {"steps": cfg.corollary_steps, "tol": 1e-9}
-    cases = [("p4cnn_invariant_head", model, images, True, source, "raw test images"),
-             ("p4cnn_invariant_head_interior", model, interior(images), True, source,
+    cases = [("p4cnn_invariant_head", "P4CNN, invariant head, raw test images", model, images,
+              True, source, "raw test images"),
+             ("p4cnn_invariant_head_interior", "P4CNN, invariant head, interior images", model,
+              interior(images), True, source,
               "test images mapped into [0.25, 0.75] + noise of +-1/255: no exactly tied "
               "pixels and the [0, 1] clamp never binds")]
     for theta, rec in std.items():
-        cases.append((f"stdcnn_theta{theta:g}", load_model(rec.run_dir)[0], images, False,
+        cases.append((f"stdcnn_theta{theta:g}", f"StdCNN trained at +-{theta:g} deg",
+                      load_model(rec.run_dir)[0], images, False,
                       f"StdCNN trained at +-{theta:g} deg, run {rec.spec.key}", "raw test images"))
     out = []
-    for name, net, x, invariant, src, what in cases:
+    for name, label, net, x, invariant, src, what in cases:
         o = rot90_attack_outcome(net, x, COROLLARY_EPS, steps=kw["steps"])
         out.append(checks.corollary_check(
             name, o.fooled, o.fooled_rot, o.max_gap, invariant, tol=kw["tol"],
             details={**o.details(), "model_source": src, "images": what},
-            data=[src], **_kw(cfg)))
+            data=[src], label=label, **_kw(cfg)))
     return out
 
 
@@ -399,9 +402,9 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
     say("3/4 checks ...")
     runs = Runs(config)
     results += guarded("claim_i_stdcnn", checks.CLAIM_I_REF, "claim (i), StdCNN",
-                       lambda: claim_i_checks(runs, "fig1", "stdcnn"))
+                       lambda: claim_i_checks(runs, "fig1", "StdCNN"))
     results += guarded("claim_i_p4cnn", checks.CLAIM_I_REF, "claim (i), P4CNN",
-                       lambda: claim_i_checks(runs, "fig3", "p4cnn"))
+                       lambda: claim_i_checks(runs, "fig3", "P4CNN"))
     results += guarded("claim_ii_lenet", checks.CLAIM_II_REF, "claim (ii), LeNet",
                        lambda: claim_ii_checks(runs))
     results += guarded("quoted", checks.QUOTED_REF, "quoted numbers of Sec. 2.1",
