@@ -48,6 +48,9 @@ def test_claim_i_glue_reads_the_trade_off():
     inv, rob = vrun.claim_i_checks(_Runs({"fig1": _sweep("fig1", True)}), "fig1", "stdcnn")
     assert (inv.verdict, rob.verdict) == ("HOLDS", "HOLDS")
     assert inv.details["x"] == [0, 30, 60, 90, 120, 150, 180] and len(inv.data) == 7
+    # synthetic fooled_at == broken_at, so the paper's 1 - fooling reading agrees
+    assert rob.details["unfooled_rho"]["verdict"] == "HOLDS"
+    assert set(inv.details["clean_accuracy"]) == {"0", "30", "60", "90", "120", "150", "180"}
 
 
 def test_claim_i_glue_reads_a_reversed_sweep():

@@ -43,6 +43,7 @@ class Sweep:
     keys: tuple[str, ...]
     n_test: int
     clean_accuracy: tuple[float, ...]  # per knob value, mean over seeds
+    unfooled_auc: np.ndarray  # (M, S, n): robustness as 1 - fooling rate (the paper's definition)
 
 
 def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
@@ -63,23 +64,27 @@ def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
     seeds = tuple(sorted(set.intersection(*(set(g) for g in groups.values()))))
     if not seeds:
         raise UsageError("no training seed is shared by every run of the sweep")
-    inv, rob, keys, clean = [], [], [], []
+    inv, rob, unfooled, keys, clean = [], [], [], [], []
     for value in x:
         clean.append(float(np.mean([groups[value][s].invariance.clean_correct for s in seeds])))
         inv.append([checks.invariance_auc_points(thetas, groups[value][s].invariance.invariant)
                     for s in seeds])
         rob.append([_robustness_auc(groups[value][s], test_rotation) for s in seeds])
+        unfooled.append([_robustness_auc(groups[value][s], test_rotation, "fooled_at")
+                         for s in seeds])
         keys += [groups[value][s].spec.key for s in seeds]
     return Sweep(x, seeds, np.asarray(inv), np.asarray(rob), tuple(keys), records[0].spec.n_test,
-                 tuple(clean))
+                 tuple(clean), np.asarray(unfooled))
 
 
-def _robustness_auc(record, test_rotation: float) -> np.ndarray:
+def _robustness_auc(record, test_rotation: float, outcome: str = "broken_at") -> np.ndarray:
+    """Per-point AUC of PGD accuracy ("broken_at") or of 1 - fooling rate
+    ("fooled_at": prediction unchanged, the paper's Sec. 2 definition)."""
     if test_rotation not in record.robustness:
         raise UsageError(f"run {record.spec.key} has no robustness profile at test rotation "
                          f"{test_rotation:g}")
     prof = record.robustness[test_rotation]
-    return checks.robustness_auc_points(prof.epsilons, prof.broken_at)
+    return checks.robustness_auc_points(prof.epsilons, getattr(prof, outcome))
 
 
 def find(records, **want):

@@ -21,11 +21,14 @@ def _ci(r: CheckResult) -> str:
 def _trend_note(d: dict) -> str:
     means = ", ".join(f"{x:g}: {_num(m['statistic'])}" for x, m in zip(d["x"], d["means"]))
     eff = d["effect"]
+    unf = d.get("unfooled_rho")
+    unf = (f"; with robustness as 1 - fooling rate: rho {_num(unf['statistic'])} "
+           f"[{_num(unf['ci'][0])}, {_num(unf['ci'][1])}] ({unf['verdict']})") if unf else ""
     clean = d.get("clean_accuracy")
     clean = f"; clean accuracy {', '.join(f'{k}: {v:.3f}' for k, v in clean.items())}" if clean else ""
     return (f"{d['y_name']} by {d['x_name']} = {means}{clean}; {d['effect_name']} = "
             f"{_num(eff['statistic'])} [{_num(eff['ci'][0])}, {_num(eff['ci'][1])}] "
-            f"({d['effect_verdict']}); {d['n_points']} test points x {d['n_seeds']} seed(s)")
+            f"({d['effect_verdict']}){unf}; {d['n_points']} test points x {d['n_seeds']} seed(s)")
 
 
 def _curriculum_note(d: dict) -> str:

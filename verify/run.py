@@ -151,27 +151,38 @@ def _chance_caveat(labels_acc: dict, num_classes: int = 10) -> str | None:
             + "): such a model predicts ~one class, so its profiles say little")
 
 
-def _with_clean(results, sweep) -> tuple:
-    """Add each model's clean accuracy (and a caveat for near-chance ones)."""
+def _with_clean(results, sweep, config: VerifyConfig) -> tuple:
+    """Add each model's clean accuracy (and a caveat for near-chance ones);
+    robustness rows also get the trend of 1 - fooling rate (paper, Sec. 2)."""
+    from verify import stats
     acc = {f"{x:g}": a for x, a in zip(sweep.x, sweep.clean_accuracy)}
     extra = {"clean_accuracy": acc}
     caveat = _chance_caveat(acc)
     if caveat:
         extra["caveat"] = caveat
-    return tuple(replace(r, details={**r.details, **extra}) for r in results)
+    out = []
+    for r in results:
+        more = dict(extra)
+        if r.name.endswith("_robustness"):
+            t = stats.trend(sweep.x, sweep.unfooled_auc, **_kw(config))
+            direction = 1 if r.details["direction"] == "rises" else -1
+            more["unfooled_rho"] = {**t.rho.to_dict(), "verdict": stats.direction_verdict(
+                t.rho.ci_low, t.rho.ci_high, direction)}
+        out.append(replace(r, details={**r.details, **more}))
+    return tuple(out)
 
 
 def claim_i_checks(runs: Runs, name: str, model: str) -> tuple:
     sweep = gather.sweep_outcomes(runs.records(name), "rotation")
     return _with_clean(checks.claim_i(model, sweep.x, sweep.invariance_auc, sweep.robustness_auc,
-                                      data=sweep.keys, **_kw(runs.config)), sweep)
+                                      data=sweep.keys, **_kw(runs.config)), sweep, runs.config)
 
 
 def claim_ii_checks(runs: Runs) -> tuple:
     sweep = gather.sweep_outcomes(runs.records("fig5"), "eps")
     return _with_clean(checks.claim_ii("LeNet", sweep.x, sweep.invariance_auc,
                                        sweep.robustness_auc, data=sweep.keys, **_kw(runs.config)),
-                       sweep)
+                       sweep, runs.config)
 
 
 def _stdcnn(runs: Runs, theta: float):
