@@ -64,7 +64,6 @@ def test_seed_resampling_reproduces_the_seed_variance():
     assert reps[:, 0].std() == pytest.approx(want, rel=0.06)
 
 
-@pytest.mark.slow
 def test_effect_interval_coverage_and_null_rho_rate():
     # 150 synthetic sweeps of 4 models whose outcomes are Bernoulli(0.6)
     # independently of the design variable. The effect interval (difference
