@@ -151,6 +151,26 @@ def _report(bar, spec, root: str) -> None:
         bar.write(f"done {spec.key} {spec.describe()}")
 
 
+def _in_flight(root: str, specs) -> str:
+    """'model theta/eps: epoch k/E' for each started run, read from its metrics.json."""
+    import json
+
+    from empirics.runstore import METRICS_FILE
+
+    parts = []
+    for spec in specs:
+        folder = RunStore(root).run_dir(spec)
+        if not folder.is_dir():  # queued in a worker's pipe, not started
+            continue
+        try:
+            k = len(json.loads((folder / METRICS_FILE).read_text()).get("epochs", []))
+        except (OSError, ValueError, AttributeError):
+            k = 0
+        t = spec.train
+        parts.append(f"{t.model} {t.train_rotation:g}°/ε{t.adv_eps:g}: epoch {k}/{t.epochs}")
+    return "; ".join(parts)
+
+
 def _run_inline(todo, root, options, run_fn) -> list[str]:
     options = replace(options, threads=threads_per_job(1))
     done = []
@@ -172,10 +192,12 @@ def _run_pool(todo, root, jobs, options, run_fn) -> list[str]:
         pending = set(specs)
         try:
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                finished, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
                 for future in finished:
                     done.append(future.result())
                     _report(bar, specs[future], root)
+                if not bar.disable:
+                    bar.set_postfix_str(_in_flight(root, [specs[f] for f in pending if f.running()]))
         except BaseException:
             for future in pending:
                 future.cancel()
