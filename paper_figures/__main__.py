@@ -94,7 +94,11 @@ def _cmd_run(args) -> None:
     figs = [figure(n, args.scale) for n in check_names(args.figures)]
     done = run_figures(figs, RunStore(args.store), args.jobs, args.ray, args.gpus_per_run,
                        _options(args))
-    print(f"{len(done)} run(s) trained and profiled into {args.store}")
+    total = sum(len(f.runs) for f in figs)
+    print(f"{len(done)} run(s) trained and profiled into {args.store}; "
+          f"{total - len(done)} were stored already")
+    if any(f.theory is not None for f in figs):
+        print(f"Theorem 1 check stored in {args.store}")
 
 
 def _cmd_plot(args) -> None:
