@@ -120,3 +120,14 @@ def test_cli_plot_with_missing_runs_exits_2(capsys, tmp_path):
     assert exc.value.code == 2
     assert "runs missing" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_run_and_plot_skips_figures_whose_data_are_missing(tmp_path):
+    from paper_figures import run_and_plot
+
+    status = run_and_plot(["fig2", "fig6"], "quick", tmp_path / "store", jobs=1,
+                          data_dir=str(tmp_path / "no-data"), out_dir=tmp_path / "out",
+                          progress=False)
+    assert set(status) == {"fig2", "fig6"}
+    assert all(s.startswith("skipped: dataset 'cifar10' not found") for s in status.values())
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()
