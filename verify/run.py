@@ -20,6 +20,7 @@ from verify.result import CheckResult
 
 MNIST_FIGURES = ("fig1", "fig3", "fig5", "curriculum")
 COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
+P4_EPOCHS, P4_LR = 6, 3e-3  # ~0.86 test accuracy after 5 epochs on mnist5k, ~15 s on 2 cores
 
 READINGS = (
     "Claims (i), (ii): Spearman's rho between the training knob and each model's profile AUC "
@@ -286,7 +287,7 @@ def curriculum_checks(runs: Runs) -> list[CheckResult]:
 
 def invariant_p4cnn(runs: Runs):
     """A P4CNN with the invariant head: from the store if some declared run
-    has one, else trained briefly (2 epochs) into the store. Returns
+    has one, else trained briefly (P4_EPOCHS epochs) into the store. Returns
     (model, a sentence saying which)."""
     from empirics.runspec import config_hash
     from empirics.train import TrainConfig, load_model, train
@@ -298,13 +299,16 @@ def invariant_p4cnn(runs: Runs):
         for r in recs:
             if r.spec.train.model == "p4cnn" and ("invariant_head", True) in r.spec.train.model_kwargs:
                 return load_model(r.run_dir)[0], f"P4CNN invariant head from run {r.spec.key}"
-    cfg = TrainConfig(model="p4cnn", dataset=runs.figure("fig1").dataset, epochs=2,
-                      model_kwargs=(("invariant_head", True),), data_dir=runs.config.data_dir)
+    cfg = TrainConfig(model="p4cnn", dataset=runs.figure("fig1").dataset, epochs=P4_EPOCHS,
+                      lr=P4_LR, model_kwargs=(("invariant_head", True),),
+                      data_dir=runs.config.data_dir)
     folder = Path(runs.config.store) / f"verify-p4cnn-invariant-{config_hash(cfg.to_dict())}"
-    say(f"P4CNN with the invariant head for the corollary: 2 epochs into {folder} (reused if there)")
+    say(f"P4CNN with the invariant head for the corollary: {P4_EPOCHS} epochs into {folder} "
+        "(reused if there)")
     result = train(cfg, folder, resume=True, progress=sys.stderr.isatty())
     acc = result.epochs[-1].test_accuracy
-    return load_model(folder)[0], (f"P4CNN invariant head trained 2 epochs by verify "
+    return load_model(folder)[0], (f"P4CNN invariant head trained {P4_EPOCHS} epochs (Adam "
+                                   f"{P4_LR:g}) by verify "
                                    f"({folder.name}, test accuracy {acc:.3f})")
 
 
@@ -330,10 +334,16 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
     out = []
     for name, label, net, x, invariant, src, what in cases:
         o = rot90_attack_outcome(net, x, COROLLARY_EPS, steps=kw["steps"])
-        out.append(checks.corollary_check(
-            name, o.fooled, o.fooled_rot, o.max_gap, invariant, tol=kw["tol"],
-            details={**o.details(), "model_source": src, "images": what},
-            data=[src], label=label, **_kw(cfg)))
+        info = {**o.details(), "model_source": src, "images": what}
+        if invariant and o.max_gap > kw["tol"]:
+            info["caveat"] = (f"the logits of x and rot90(x) agree to {o.logit_gap:.0e} but the PGD "
+                              f"perturbations differ by up to {o.max_gap:.3f}: a max over values "
+                              "tied in exact arithmetic (black background, pixels clamped at 0) "
+                              "is broken differently by rounding for x and rot90(x), so the "
+                              "gradient and the sign step go elsewhere; compare the interior row")
+        out.append(checks.corollary_check(name, o.fooled, o.fooled_rot, o.max_gap, invariant,
+                                          tol=kw["tol"], details=info, data=[src], label=label,
+                                          **_kw(cfg)))
     return out
 
 
