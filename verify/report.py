@@ -31,9 +31,13 @@ def _trend_note(d: dict) -> str:
             f"({d['effect_verdict']}){unf}; {d['n_points']} test points x {d['n_seeds']} seed(s)")
 
 
+_SIDE = {"HOLDS": "better", "FAILS": "worse", "INCONCLUSIVE": "no clear difference"}
+
+
 def _curriculum_note(d: dict) -> str:
     parts = [f"{m}: CuSP {_num(v['cusp'])} vs {_num(v['baseline'])}, delta {_num(v['delta'][0])} "
-             f"[{_num(v['delta'][1])}, {_num(v['delta'][2])}]" for m, v in d["metrics"].items()]
+             f"[{_num(v['delta'][1])}, {_num(v['delta'][2])}] ({_SIDE[v['verdict']]})"
+             for m, v in d["metrics"].items()]
     return "; ".join(parts) + (f" ({d['settings']})" if d.get("settings") else "")
 
 
