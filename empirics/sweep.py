@@ -21,6 +21,7 @@ training checkpoints every epoch and the next sweep resumes from there.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -146,9 +147,9 @@ def _report(bar, spec, root: str) -> None:
 
     try:
         seconds = json.loads((RunStore(root).run_dir(spec) / PROFILES_FILE).read_text())["seconds"]
-        bar.write(f"done {spec.key} {spec.describe()} in {seconds:.0f} s")
+        bar.write(f"done {spec.key} {spec.describe()} in {seconds:.0f} s", file=sys.stderr)
     except (OSError, ValueError, KeyError):  # a fake run function may store no time
-        bar.write(f"done {spec.key} {spec.describe()}")
+        bar.write(f"done {spec.key} {spec.describe()}", file=sys.stderr)
 
 
 def _in_flight(root: str, specs) -> str:
