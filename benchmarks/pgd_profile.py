@@ -20,7 +20,6 @@ Exit status 1 if the accuracy check fails, 2 on bad input.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -166,7 +165,7 @@ def report(r: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
-    from empirics.train import ArgumentParser
+    from empirics.errors import ArgumentParser
 
     d = BenchConfig()
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])

@@ -1,6 +1,7 @@
 """The one error type a command line turns into `error: ...` and exit 2."""
 from __future__ import annotations
 
+import argparse
 import sys
 from contextlib import contextmanager
 
@@ -19,3 +20,11 @@ def exit_on_usage_error(prog: str):
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad input as one line `prog: error: ...`, exit 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)

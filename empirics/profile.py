@@ -93,7 +93,7 @@ def format_table(record: dict) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from empirics.train import ArgumentParser
+    from empirics.errors import ArgumentParser
 
     p = ArgumentParser(prog=PROG, description="Measure the rotation-invariance profile and the "
                        "PGD robustness profile of a trained run; writes RUN_DIR/profile.json "

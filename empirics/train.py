@@ -40,7 +40,7 @@ from torch import nn
 
 from empirics.data import DATASETS, ImageData
 from empirics.device import pick_device
-from empirics.errors import UsageError, exit_on_usage_error
+from empirics.errors import ArgumentParser, UsageError, exit_on_usage_error
 from empirics.io import atomic_torch_save, atomic_write_json, provenance
 
 CHECKPOINT, CONFIG, METRICS = "checkpoint.pt", "config.json", "metrics.json"
@@ -587,14 +587,6 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = N
 
 
 # ---------------------------------------------------------------- command line
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports bad input as one line `prog: error: ...`, exit 2."""
-
-    def error(self, message: str):
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}  # sgd: the authors' CIFAR-10 value
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name != "model_kwargs"}
 

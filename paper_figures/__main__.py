@@ -11,19 +11,11 @@ import argparse
 import os
 import sys
 
-from empirics.errors import exit_on_usage_error
+from empirics.errors import ArgumentParser, exit_on_usage_error
 from empirics.experiments import FIGURE_NAMES, SCALES, figure
 from empirics.runstore import DEFAULT_ROOT, RunStore
 
 PROG = "python -m paper_figures"
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad input: one line `prog: error: ...` and exit status 2."""
-
-    def error(self, message: str):
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def _default_jobs() -> int:
@@ -61,12 +53,12 @@ def _out(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = ArgumentParser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="Regenerate the paper's figures: declared sweeps, a resumable run "
                 "store (a finished run is never recomputed; an interrupted one resumes from its "
                 f"last epoch), local or Ray execution.\nFigures: {', '.join(FIGURE_NAMES)}.",
                 epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = sub.add_parser("run", help="train and profile every missing run of the figures")
     run.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
     plot = sub.add_parser("plot", help="draw figures from the run store (never trains)")

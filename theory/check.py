@@ -13,10 +13,11 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from theory import bound, classifiers as clf, frontier as fr, montecarlo
 from theory.distribution import ModelParams
+from empirics.errors import ArgumentParser
 
 PROG = "python -m theory.check"
 
@@ -173,14 +174,8 @@ def theorem1_figure(result, path):
     return draw(result, path)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):                     # one line, exit 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def _parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog=PROG, description=(
+    ap = ArgumentParser(prog=PROG, description=(
         "Check Theorem 1 of the paper on the synthetic distribution D(p, d): verify each proof "
         "step with sympy, compute the exact frontier of (spatial, adversarial) accuracy over all "
         "classifiers, and estimate by Monte-Carlo where fixed and trained classifiers land "
