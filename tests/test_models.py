@@ -3,7 +3,6 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-import torch.nn as nn
 
 from empirics.models import MODEL_NAMES, Normalize, build_model, equivariance_error
 from empirics.models.mnist import P4CNN, StdCNN
