@@ -8,16 +8,6 @@ from torch import nn
 from empirics.attacks import LinfBall, attack_mode, fgsm, pgd, pgd_profile, predict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second intra-op thread only adds contention
-    (20x slower on a busy 2-core machine), so use one and restore after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_cnn(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
