@@ -137,19 +137,23 @@ def threads_per_job(jobs: int) -> int:
 
 
 def _report(bar, spec, root: str) -> None:
-    """Name the run just finished (and its wall time) on the sweep bar."""
+    """Name the run just finished (and its wall time) on the sweep bar, or as a
+    plain line when there is no bar (a log file, not a terminal)."""
+    import json
+
     from empirics.runstore import PROFILES_FILE
 
     bar.update(1)
-    if bar.disable:
-        return
-    import json
-
+    line = f"done {spec.key} {spec.describe()}"
     try:
         seconds = json.loads((RunStore(root).run_dir(spec) / PROFILES_FILE).read_text())["seconds"]
-        bar.write(f"done {spec.key} {spec.describe()} in {seconds:.0f} s", file=sys.stderr)
+        line += f" in {seconds:.0f} s"
     except (OSError, ValueError, KeyError):  # a fake run function may store no time
-        bar.write(f"done {spec.key} {spec.describe()}", file=sys.stderr)
+        pass
+    if bar.disable:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        bar.write(line, file=sys.stderr)
 
 
 def _in_flight(root: str, specs) -> str:
