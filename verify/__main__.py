@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from empirics.errors import exit_on_usage_error
+from empirics.errors import ArgumentParser, exit_on_usage_error
 from empirics.experiments import SCALES
 from empirics.io import atomic_write_json, atomic_write_text, provenance
 from verify import report
@@ -23,14 +23,8 @@ from verify.run import MNIST_FIGURES, READINGS, VerifyConfig, run_verify, say
 PROG = "python -m verify"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=(
+    p = ArgumentParser(prog=PROG, description=(
         "Check every claim of the paper against data: claims (i) and (ii) as rank correlations "
         "of profile AUCs with paired bootstrap intervals, the quoted numbers of Sec. 2.1 under "
         "PGD in pixel and in normalised eps units, Theorem 1 on learned classifiers, the Sec. 1.1 "
