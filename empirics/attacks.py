@@ -295,32 +295,43 @@ class _Grid:
         return LinfBall(self.x[i], self.eps[j].view(view))  # x0: (P, C, H, W)
 
 
-def _refill(pool: _Pool, grid: _Grid, queue: tuple[Tensor, Tensor], pos: int,
-            fooled_at: Tensor, size: int, generator) -> tuple[_Pool, int, int]:
-    """Top the pool up to `size` from the queue; return (pool, new position,
-    pairs skipped). A pair waits while its sample has a pair in the pool (so
-    its smaller eps are settled first) and is skipped if the sample is already
-    fooled at a smaller eps. The queue is eps-major, so any n consecutive
-    entries belong to distinct samples."""
-    n, skipped = len(grid.x), 0
-    busy = torch.zeros(n, dtype=torch.bool, device=grid.x.device)  # (N,)
-    busy[pool.i] = True
-    while len(pool.i) < size and pos < len(queue[0]):
-        take = slice(pos, pos + min(size - len(pool.i), n))
-        i, j = queue[0][take], queue[1][take]
-        wait = busy[i]
-        cut = int(wait.int().argmax()) if bool(wait.any()) else len(i)
-        i, j, pos = i[:cut], j[:cut], pos + cut
-        fresh = fooled_at[i] > j
-        skipped += int((~fresh).sum())
-        busy[i[fresh]] = True
-        i, j = i[fresh], j[fresh]
-        ball = grid.ball(i, j)
-        x0 = ball.random_perturb(generator) if grid.random_start else ball.x0.clone()
-        pool = pool.extend(_Pool(i, j, torch.zeros_like(i), x0))
-        if cut < len(wait):
-            break
-    return pool, pos, skipped
+@dataclass
+class _Schedule:
+    """Per sample: the next eps index to attack and whether a pair is in flight."""
+
+    next_j: Tensor  # (N,) long
+    busy: Tensor    # (N,) bool
+    n_eps: int
+
+    def settle(self, fooled_at: Tensor) -> int:
+        """Skip every pending pair of a sample already fooled at a smaller eps
+        (the smaller ball lies inside the larger one); return how many."""
+        settled = ~self.busy & (fooled_at <= self.next_j) & (self.next_j < self.n_eps)
+        skipped = int((self.n_eps - self.next_j[settled]).sum())
+        self.next_j[settled] = self.n_eps
+        return skipped
+
+
+def _refill(pool: _Pool, grid: _Grid, sched: _Schedule, fooled_at: Tensor, size: int,
+            generator) -> tuple[_Pool, int]:
+    """Top the pool up to `size` pairs; return (pool, pairs skipped). Each
+    sample has at most one pair in flight, so its smaller eps are settled
+    before its larger ones; among free samples the smallest pending eps goes
+    first. No sample waits behind a busy one, so the pool stays full while
+    there is work."""
+    skipped = sched.settle(fooled_at)
+    free = size - len(pool.i)
+    ready = (~sched.busy & (sched.next_j < sched.n_eps)).nonzero().squeeze(1)  # (R,)
+    if free <= 0 or len(ready) == 0:
+        return pool, skipped
+    order = torch.argsort(sched.next_j[ready] * len(grid.x) + ready)  # eps-major
+    i = ready[order[:free]]  # (F,)
+    j = sched.next_j[i].clone()  # (F,)
+    sched.busy[i] = True
+    sched.next_j[i] += 1
+    ball = grid.ball(i, j)
+    x0 = ball.random_perturb(generator) if grid.random_start else ball.x0.clone()
+    return pool.extend(_Pool(i, j, torch.zeros_like(i), x0)), skipped
 
 
 def _step(model: nn.Module, pool: _Pool, grid: _Grid) -> tuple[Tensor, Tensor]:
@@ -352,21 +363,21 @@ def _attack_pairs(model, x, target, eps, alpha, steps, random_start, generator,
     grid = _Grid(x, target, eps, alpha, steps, random_start, loss_fn)
     n, n_eps = len(x), len(eps)
     fooled_at = torch.full((n,), n_eps, dtype=torch.long, device=x.device)  # (N,)
-    queue_j = torch.arange(n_eps, device=x.device).repeat_interleave(n)  # (E*N,) eps-major
-    queue_i = torch.arange(n, device=x.device).repeat(n_eps)  # (E*N,)
-    moving = eps[queue_j] > 0  # an eps-0 ball holds only x: nothing to attack
-    queue = (queue_i[moving], queue_j[moving])
-    pool = _Pool(queue_i[:0], queue_j[:0], queue_j[:0], x[:0])
-    pos, pair_steps = 0, 0
-    bar = tqdm(total=len(queue[0]), desc="pgd pairs", disable=not progress, leave=False)
+    first = int((eps <= 0).sum())  # an eps-0 ball holds only x: nothing to attack
+    sched = _Schedule(torch.full((n,), first, dtype=torch.long, device=x.device),
+                      torch.zeros(n, dtype=torch.bool, device=x.device), n_eps)
+    pool = _Pool(sched.next_j[:0], sched.next_j[:0], sched.next_j[:0], x[:0])
+    pair_steps = 0
+    bar = tqdm(total=n * (n_eps - first), desc="pgd pairs", disable=not progress, leave=False)
     while True:
-        pool, pos, skipped = _refill(pool, grid, queue, pos, fooled_at, batch_size, generator)
+        pool, skipped = _refill(pool, grid, sched, fooled_at, batch_size, generator)
         bar.update(skipped)
         if len(pool.i) == 0:
             break
         pair_steps += len(pool.i)
         fooled, done = _step(model, pool, grid)
         fooled_at.scatter_reduce_(0, pool.i[fooled], pool.j[fooled], reduce="amin")
+        sched.busy[pool.i[done]] = False
         bar.update(int(done.sum()))
         pool = pool.keep(~done)
     bar.close()
