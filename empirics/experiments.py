@@ -20,6 +20,13 @@ growing eps; ``curriculum`` CuSP against fixed (theta, eps) training;
 The series of a figure (``FigureSpec.series``) says what varies between its
 runs: ``train_rotation`` (legend ``A/B``: trained at +-A degrees, tested
 at B, the paper's convention), ``adv_eps``, ``curriculum``, ``theorem``.
+Each series value is trained once per training seed of ``FigureSpec.seeds``
+(``runs`` is value-major: value 1 seeds..., value 2 seeds...); the seed-0
+run is the same RunSpec (same key) as a one-seed declaration's. Seeds:
+``quick`` fig1 (0, 1, 2), every other quick figure (0,); ``paper`` (0, 1, 2)
+for the MNIST figures, (0,) for CIFAR-10. The test subset and the angles
+come from ``profile_seed``, not the training seed, so the per-test-point
+outcomes of a value's seeds are paired.
 """
 from __future__ import annotations
 
@@ -66,8 +73,14 @@ class FigureSpec:
     scale: str
     deviations: tuple[str, ...]
     theory: Any = field(default=None, compare=False)  # theory.check.CheckConfig
+    seeds: tuple[int, ...] = (0,)  # training seeds of every series value
 
     def __post_init__(self):
+        seeds = tuple(self.seeds)
+        if (not seeds or len(set(seeds)) != len(seeds)
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in seeds)):
+            raise ValueError(f"`seeds` must be distinct non-negative integers, got {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
         if self.series not in SERIES:
             raise ValueError(f"`series` must be one of {SERIES}, got {self.series!r}")
         if self.scale not in SCALES:
@@ -93,6 +106,17 @@ class FigureSpec:
             return "CuSP"
         return f"fixed {t.train_rotation:g}°, ε={format_eps(t.adv_eps)}"
 
+    def group(self, run: RunSpec) -> str:
+        """What the runs of one series value (all seeds) share: their legend label."""
+        return self.label(run)
+
+    def groups(self) -> dict[str, tuple[RunSpec, ...]]:
+        """{legend label: its runs, one per training seed}, in declaration order."""
+        out: dict[str, list[RunSpec]] = {}
+        for run in self.runs:
+            out.setdefault(self.group(run), []).append(run)
+        return {k: tuple(v) for k, v in out.items()}
+
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(run.key for run in self.runs)
@@ -101,6 +125,7 @@ class FigureSpec:
         return {"name": self.name, "title": self.title, "paper_ref": self.paper_ref,
                 "dataset": self.dataset, "model": self.model, "series": self.series,
                 "scale": self.scale, "deviations": list(self.deviations),
+                "seeds": list(self.seeds),
                 "runs": [{"key": r.key, "label": self.label(r), "spec": r.to_dict()}
                          for r in self.runs],
                 "theory": None if self.theory is None else self.theory.to_dict()}
@@ -129,9 +154,29 @@ def with_train(run: RunSpec, **changes) -> RunSpec:
     return dataclasses.replace(run, train=dataclasses.replace(run.train, **changes))
 
 
+def seeded(runs, seeds: tuple[int, ...]) -> tuple[RunSpec, ...]:
+    """One run per (run, seed), value-major. The declared run itself stands
+    for its own seed (its key unchanged); other seeds replace TrainConfig.seed."""
+    return tuple(run if seed == run.train.seed else with_train(run, seed=seed)
+                 for run in runs for seed in seeds)
+
+
+def seed_note(seeds: tuple[int, ...]) -> tuple[str, ...]:
+    """The deviation line for several training seeds (the paper reports one
+    training run per setting and no seed); none for a single seed."""
+    if len(seeds) == 1:
+        return ()
+    listed = ", ".join(str(s) for s in seeds)
+    return (f"ours: {len(seeds)} training seeds ({listed}) per series value (paper: one run, "
+            "seed not given); lines are the mean over seeds of the per-seed rates, bands the "
+            "Wilson 95 % interval of the counts pooled over seeds",)
+
+
 # --------------------------------------------------------------------------
 # The declarations. Numbers without a paper source are marked "ours".
 
+ONE_SEED = (0,)
+THREE_SEEDS = (0, 1, 2)
 PAPER_ROTATIONS = (0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 180.0)  # training A, Figs. 1-4
 LENET_EPS = (0.0, 0.1, 0.2, 0.3, 0.4)  # Fig. 5 legend: eps 0.1 ... 0.4, plus 0 as baseline
 RESNET_EPS = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255)  # ours; Madry et al. train at 8/255
@@ -195,11 +240,13 @@ def _mnist_rotation(name: str, model: str, scale: str) -> FigureSpec:
             "training: 5 epochs of Adam lr 1e-3, batch 64 (paper scale: 50 epochs, batch 128); "
             "a P4CNN costs about 6x a StdCNN per image on CPU",
             "robustness profile: PGD-10 (step 2.5 eps/10) instead of PGD-40, on 500 test images",)
-    runs = tuple(prof.run(_train_config(model=model, train_rotation=a, **base))
-                 for a in PAPER_ROTATIONS)
+    seeds = THREE_SEEDS if scale == "paper" or model == "stdcnn" else ONE_SEED
+    runs = seeded((prof.run(_train_config(model=model, train_rotation=a, **base))
+                   for a in PAPER_ROTATIONS), seeds)
     data = "MNIST" if scale == "paper" else "mnist5k"
     return FigureSpec(name, f"{label} on {data} trained with random rotations in [-A°, A°]",
-                      paper_ref, base["dataset"], model, "train_rotation", runs, scale, notes)
+                      paper_ref, base["dataset"], model, "train_rotation", runs, scale,
+                      notes + seed_note(seeds), seeds=seeds)
 
 
 def _fig1(scale: str) -> FigureSpec:
@@ -229,10 +276,13 @@ def _fig5(scale: str) -> FigureSpec:
             "100,000 steps), adversarial examples from PGD-3 with step 2.5 eps/3 and random "
             "start (Madry et al.: PGD-40, step 0.01)",
             "robustness profile: PGD-10 instead of PGD-40, on 500 test images",)
-    runs = tuple(prof.run(_train_config(model="lenet", adv_eps=e, **base)) for e in LENET_EPS)
+    seeds = THREE_SEEDS if scale == "paper" else ONE_SEED
+    runs = seeded((prof.run(_train_config(model="lenet", adv_eps=e, **base)) for e in LENET_EPS),
+                  seeds)
     data = "MNIST" if scale == "paper" else "mnist5k"
     return FigureSpec("fig5", f"LeNet (Madry et al.) on {data}, PGD-trained at budget ε",
-                      "Figure 5", base["dataset"], "lenet", "adv_eps", runs, scale, notes)
+                      "Figure 5", base["dataset"], "lenet", "adv_eps", runs, scale,
+                      notes + seed_note(seeds), seeds=seeds)
 
 
 CIFAR_PAPER = dict(dataset="cifar10", epochs=120, batch_size=128, optimizer="sgd", lr=0.1,

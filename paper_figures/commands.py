@@ -6,7 +6,9 @@
 - `plot_figure(name, scale, store, out_dir)`: draw from the store only; a
   missing run raises `MissingRunError` (a UsageError) naming it. Writes
   `<out_dir>/<name>.png`, `.pdf`, `.csv` (the plotted numbers) and `.json`
-  (command, declaration, run keys, provenance), each atomically.
+  (command, declaration, run keys, seeds, what the bands are, provenance),
+  each atomically. Several training seeds per series value are pooled into
+  one line (see `paper_figures.tables`).
 - `run_and_plot(names, scale, store, jobs, ...)`: both, for the figures
   whose data set is available; returns {name: "plotted" | "skipped: why"}.
 """
@@ -94,10 +96,15 @@ def load_records(fig: FigureSpec, store: RunStore) -> list:
     return [store.load(run) for run in fig.runs]
 
 
+SEEDS_NOTE = ("lines: mean over training seeds of the per-seed rates; bands: Wilson 95 % "
+              "interval of the counts pooled over seeds (successes and n summed)")
+
+
 def _subtitles(fig: FigureSpec, records) -> dict:
     rob, inv = records[0].robustness[0.0], records[0].invariance
-    return {"robustness": f"PGD-{rob.steps}, untouched (B = 0) test images, n = {rob.n}",
-            "invariance": f"n = {inv.n} test images, one random angle each"}
+    seeds = f" x {len(fig.seeds)} training seeds (mean)" if len(fig.seeds) > 1 else ""
+    return {"robustness": f"PGD-{rob.steps}, untouched (B = 0) test images, n = {rob.n}{seeds}",
+            "invariance": f"n = {inv.n} test images, one random angle each{seeds}"}
 
 
 def _suptitle(fig: FigureSpec) -> str:
@@ -176,7 +183,8 @@ def plot_figure(name: str, scale: str = "quick", store: RunStore | str = "run_st
     atomic_write_json(json_path, {
         "command": command or " ".join(["python -m paper_figures", *sys.argv[1:]]),
         "figure": name, "scale": scale, "store": str(store.root),
-        "declaration": fig.to_dict(), "run_keys": list(fig.keys),
+        "declaration": fig.to_dict(), "run_keys": list(fig.keys), "seeds": list(fig.seeds),
+        "bands": SEEDS_NOTE if len(fig.seeds) > 1 else "Wilson 95 % interval of each rate",
         "outputs": [p.name for p in (png, pdf, csv_path, json_path)], "provenance": provenance()})
     return [png, pdf, csv_path, json_path]
 

@@ -80,11 +80,13 @@ def test_mnist_figures_follow_the_paper():
     rotations = (0, 30, 60, 90, 120, 150, 180)  # paper Figs. 1 and 3
     for name, model in (("fig1", "stdcnn"), ("fig3", "p4cnn")):
         fig = figure(name, "quick")
-        assert [r.train.train_rotation for r in fig.runs] == list(rotations)
+        assert [r.train.train_rotation for r in fig.runs] == [a for a in rotations
+                                                              for _ in fig.seeds]
         assert {r.train.model for r in fig.runs} == {model}
         assert [fig.label(r) for r in fig.runs][-1] == "180/0"  # the A/B legend convention
+        assert list(fig.groups()) == [f"{a}/0" for a in rotations]
     fig5 = figure("fig5", "paper")
-    assert [r.train.adv_eps for r in fig5.runs] == [0, 0.1, 0.2, 0.3, 0.4]
+    assert [r.train.adv_eps for r in fig5.runs][::3] == [0, 0.1, 0.2, 0.3, 0.4]
     assert fig5.dataset == "mnist" and {r.train.model for r in fig5.runs} == {"lenet"}
 
 
@@ -108,3 +110,48 @@ def test_unknown_figure_or_scale_is_a_usage_error():
 def test_with_train_changes_the_key():
     run = figure("fig1", "quick").runs[0]
     assert with_train(run, epochs=1).key != run.key
+
+
+# ------------------------------------------------------------ training seeds
+def _explicit_fig1_quick_run(rotation: float) -> RunSpec:
+    """The fig1 quick run at `rotation`, seed 0, written out field by field
+    (the declaration as it stood before seeds were added)."""
+    from empirics.experiments import grid
+    from empirics.train import TrainConfig
+    config = TrainConfig(model="stdcnn", train_rotation=rotation, dataset="mnist5k", epochs=15,
+                         batch_size=64, optimizer="adam", lr=1e-3, seed=0)
+    return RunSpec(config, grid(0, 180, 15), grid(0, 1, 0.05), 10, (0.0,), 500, 0)
+
+
+def test_seed_zero_runs_keep_their_keys():
+    fig = figure("fig1", "quick")
+    seed0 = [r for r in fig.runs if r.train.seed == 0]
+    assert [r.key for r in seed0] == [_explicit_fig1_quick_run(a).key
+                                      for a in (0, 30, 60, 90, 120, 150, 180)]
+    # the run store folder of the 0-degree StdCNN, computed before seeds existed
+    assert seed0[0].key == "8c845747f9ed82e9"
+
+
+@pytest.mark.parametrize("scale, name, seeds", [
+    ("quick", "fig1", (0, 1, 2)), ("quick", "fig3", (0,)), ("quick", "fig5", (0,)),
+    ("quick", "curriculum", (0,)), ("paper", "fig1", (0, 1, 2)), ("paper", "fig3", (0, 1, 2)),
+    ("paper", "fig5", (0, 1, 2)), ("paper", "fig2", (0,)), ("paper", "fig6", (0,))])
+def test_each_series_value_is_trained_once_per_seed(scale, name, seeds):
+    fig = figure(name, scale)
+    assert fig.seeds == seeds
+    values = list(fig.groups())
+    assert len(fig.runs) == len(values) * len(seeds)
+    for runs in fig.groups().values():
+        assert [r.train.seed for r in runs] == list(seeds)
+        # the seeds of a value differ in the training seed only
+        assert len({dataclasses.replace(r.train, seed=0) for r in runs}) == 1
+        assert len({(r.thetas, r.epsilons, r.n_test, r.profile_seed) for r in runs}) == 1
+    if len(seeds) > 1:
+        assert any("training seeds" in d for d in fig.deviations)
+
+
+def test_seeds_must_be_distinct_non_negative_integers():
+    fig = figure("fig1", "quick")
+    for bad in ((), (0, 0), (-1,), (0.5,)):
+        with pytest.raises(ValueError, match="seeds"):
+            dataclasses.replace(fig, seeds=bad)

@@ -47,7 +47,8 @@ def fig1():
 def test_plot_never_trains_and_writes_nothing_when_runs_missing(tmp_path, fig1):
     store = RunStore(tmp_path / "store")
     fill(store, figure("fig5", "quick"))  # another figure's runs do not help
-    with pytest.raises(MissingRunError, match="7 of 7 runs missing"):
+    n = len(fig1.runs)  # 7 rotations x 3 training seeds
+    with pytest.raises(MissingRunError, match=f"{n} of {n} runs missing"):
         plot_figure("fig1", "quick", store, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert not list((tmp_path / "store").glob(f"{fig1.runs[0].key}*"))  # nothing trained
@@ -72,11 +73,12 @@ def test_csv_matches_the_plotted_lines(tmp_path, fig1):
     assert record["run_keys"] == list(fig1.keys) and record["command"] == "test"
 
 
-def test_csv_rates_are_the_stored_profiles(tmp_path, fig1):
+def test_csv_rates_are_the_stored_profiles(tmp_path):
+    fig3 = figure("fig3", "quick")  # one training seed: each line is one run's rates
     store = RunStore(tmp_path / "store")
-    fill(store, fig1)
-    rows = tables.profile_rows(fig1, [store.load(r) for r in fig1.runs])
-    run = fig1.runs[3]
+    fill(store, fig3)
+    rows = tables.profile_rows(fig3, [store.load(r) for r in fig3.runs])
+    run = fig3.runs[3]
     inv, rob = synthetic_profiles(run, 3, seed=1)
     got = [r.y for r in rows if r.run == run.key and r.panel == "invariance"]
     # rate of invariance recounted from the synthetic outcomes
@@ -131,3 +133,28 @@ def test_run_and_plot_skips_figures_whose_data_are_missing(tmp_path):
     assert set(status) == {"fig2", "fig6"}
     assert all(s.startswith("skipped: dataset 'cifar10' not found") for s in status.values())
     assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()
+
+
+def test_seeds_pool_into_one_line_per_series_value(tmp_path, fig1):
+    store = RunStore(tmp_path / "store")
+    fill(store, fig1)  # run k gets outcomes seeded by 1 + k
+    rows = tables.profile_rows(fig1, [store.load(r) for r in fig1.runs])
+    # one row per (rotation, x): 7 rotations x (21 eps + 13 thetas), seeds pooled
+    assert len(rows) == 7 * (len(fig1.runs[0].epsilons) + len(fig1.runs[0].thetas))
+    runs = fig1.runs[3:6]  # 30 degrees, seeds 0, 1, 2
+    assert [r.train.seed for r in runs] == [0, 1, 2]
+    inv = [synthetic_profiles(run, 3 + s, seed=1)[0] for s, run in enumerate(runs)]
+    got = [r for r in rows if r.label == "30/0" and r.panel == "invariance"]
+    assert {r.seeds for r in got} == {"0,1,2"}
+    assert {r.run for r in got} == {";".join(run.key for run in runs)}
+    for j, row in enumerate(got):
+        counts = [sum(p.invariant[j]) for p in inv]  # successes of each seed at theta_j
+        assert row.y == pytest.approx(sum(c / N for c in counts) / 3, abs=1e-12)
+        assert row.n == 3 * N
+        # Wilson score interval of the pooled counts, written out (Wilson 1927)
+        k, n, z = sum(counts), 3 * N, tables.Z95
+        centre, half = (k + z * z / 2) / (n + z * z), z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+        assert (row.ci_low, row.ci_high) == pytest.approx((centre - half, centre + half), abs=1e-9)
+    text = tables.to_csv(rows)  # round trip (rows hold NaNs, so compare the text)
+    assert tables.to_csv(tables.from_csv(text)) == text and ",0,1,2\n" not in text
+    assert '"0,1,2"' in text

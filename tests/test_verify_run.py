@@ -47,7 +47,8 @@ def _sweep(name: str, trade_off: bool, seed: int = 0) -> list:
 def test_claim_i_glue_reads_the_trade_off():
     inv, rob = vrun.claim_i_checks(_Runs({"fig1": _sweep("fig1", True)}), "fig1", "stdcnn")
     assert (inv.verdict, rob.verdict) == ("HOLDS", "HOLDS")
-    assert inv.details["x"] == [0, 30, 60, 90, 120, 150, 180] and len(inv.data) == 7
+    assert inv.details["x"] == [0, 30, 60, 90, 120, 150, 180] and len(inv.data) == 7 * 3
+    assert inv.details["n_seeds"] == 3  # fig1 quick: 3 training seeds per rotation
     # synthetic fooled_at == broken_at, so the paper's 1 - fooling reading agrees
     assert rob.details["unfooled_rho"]["verdict"] == "HOLDS"
     assert set(inv.details["clean_accuracy"]) == {"0", "30", "60", "90", "120", "150", "180"}
@@ -85,7 +86,7 @@ def test_curriculum_glue_puts_the_papers_comparison_first():
 
 def test_missing_runs_are_named():
     runs = vrun.Runs(vrun.VerifyConfig(store="/nonexistent-store"))
-    with pytest.raises(ValueError, match="7 of 7 runs of fig1"):
+    with pytest.raises(ValueError, match="21 of 21 runs of fig1"):
         runs.records("fig1")
 
 
@@ -105,3 +106,16 @@ def test_near_chance_models_get_a_caveat():
     assert vrun._chance_caveat({"a": 0.95, "b": 0.6}) is None
     caveat = vrun._chance_caveat({"a": 0.95, "b": 0.12})
     assert caveat and "b: 0.12" in caveat and "a:" not in caveat
+
+
+def test_sweep_outcomes_stacks_seeds_per_knob_value():
+    recs = _sweep("fig1", True)
+    sweep = gather.sweep_outcomes(recs, "rotation")
+    assert sweep.seeds == (0, 1, 2) and sweep.x == (0, 30, 60, 90, 120, 150, 180)
+    assert sweep.invariance_auc.shape == sweep.robustness_auc.shape == (7, 3, 200)
+    # value 30 (m = 1), seed 2 is the declaration's run 1 * 3 + 2
+    rec = recs[5]
+    assert (rec.spec.train.train_rotation, rec.spec.train.seed) == (30, 2)
+    want = gather.checks.invariance_auc_points(rec.invariance.thetas, rec.invariance.invariant)
+    np.testing.assert_array_equal(sweep.invariance_auc[1, 2], want)
+    assert sweep.keys[5] == rec.spec.key
