@@ -124,7 +124,8 @@ def _cmd_list(args) -> None:
                 cpu = "" if rec.cpu_seconds is None else f", {rec.cpu_seconds:.0f} s CPU"
                 cost = f"  ({rec.seconds:.0f} s wall{cpu})"
             mark = "done" if cost else "    "
-            print(f"    {mark} {run.key}  {fig.label(run):<22} {run.describe()}{cost}")
+            label = fig.label(run) + (f" seed {run.train.seed}" if len(fig.seeds) > 1 else "")
+            print(f"    {mark} {run.key}  {label:<22} {run.describe()}{cost}")
 
 
 def main(argv=None) -> int:

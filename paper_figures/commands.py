@@ -102,7 +102,8 @@ SEEDS_NOTE = ("lines: mean over training seeds of the per-seed rates; bands: Wil
 
 def _subtitles(fig: FigureSpec, records) -> dict:
     rob, inv = records[0].robustness[0.0], records[0].invariance
-    seeds = f" x {len(fig.seeds)} training seeds (mean)" if len(fig.seeds) > 1 else ""
+    seeds = (f"\nmean of {len(fig.seeds)} training seeds, pooled Wilson 95 % band"
+             if len(fig.seeds) > 1 else "")
     return {"robustness": f"PGD-{rob.steps}, untouched (B = 0) test images, n = {rob.n}{seeds}",
             "invariance": f"n = {inv.n} test images, one random angle each{seeds}"}
 
