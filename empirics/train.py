@@ -502,15 +502,12 @@ def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
     return float(loss_sum) / n, float(correct) / n
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 500) -> float:
     """Clean accuracy in eval mode."""
+    from empirics.attacks import predict
+
     model.eval()
-    correct = 0
-    for i in range(0, len(data), batch_size):
-        logits = model(data.images[i:i + batch_size])  # (b, K)
-        correct += int((logits.argmax(1) == data.labels[i:i + batch_size]).sum())
-    return correct / len(data)
+    return int((predict(model, data.images, batch_size) == data.labels).sum()) / len(data)
 
 
 def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, progress) -> EpochMetrics:
