@@ -52,7 +52,7 @@ class BenchConfig:
         return tuple(round(self.eps_step * k, 10) for k in range(1, self.eps_count + 1))
 
     def check(self) -> None:
-        from empirics.errors import UsageError
+        from core.errors import UsageError
 
         for name in ("n", "steps", "eps_count", "epochs", "batch_size", "repeat"):
             if getattr(self, name) < 1:
@@ -113,7 +113,7 @@ def peer(model, x, y, cfg: BenchConfig) -> tuple[list[float], float]:
 
 def run(cfg: BenchConfig) -> tuple[dict, bool]:
     from empirics.data import load
-    from empirics.device import pick_device
+    from core.device import pick_device
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -165,7 +165,7 @@ def report(r: dict) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
-    from empirics.errors import ArgumentParser
+    from core.errors import ArgumentParser
 
     d = BenchConfig()
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -190,8 +190,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from empirics.errors import exit_on_usage_error
-    from empirics.io import atomic_write_json, provenance
+    from core.errors import exit_on_usage_error
+    from core.io import atomic_write_json, provenance
 
     cfg = parse_args(argv)
     with exit_on_usage_error(PROG):

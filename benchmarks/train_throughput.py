@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from empirics.device import pick_device  # noqa: E402
-from empirics.io import atomic_write_json, provenance  # noqa: E402
+from core.device import pick_device  # noqa: E402
+from core.io import atomic_write_json, provenance  # noqa: E402
 from empirics.train import TrainConfig, build, load_split, make_optimizer, train  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from empirics.errors import UsageError
+from core.errors import UsageError
 
 SPLITS = ("train", "test")
 MNIST5K_SEED = 0  # fixed: the mnist5k split must never change

@@ -34,7 +34,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from empirics.errors import UsageError
+from core.errors import UsageError
 from empirics.runspec import RunSpec, config_hash
 
 SCALES = ("quick", "paper")

@@ -12,8 +12,8 @@ import math
 import os
 from pathlib import Path
 
-from empirics.errors import UsageError, exit_on_usage_error
-from empirics.io import atomic_write_json, provenance
+from core.errors import UsageError, exit_on_usage_error
+from core.io import atomic_write_json, provenance
 
 PROG = "python -m empirics.profile"
 PROFILE = "profile.json"
@@ -49,7 +49,7 @@ def profile_run(run_dir: str | os.PathLike, thetas, epsilons, test_rotation: flo
     """Both profiles of the run in `run_dir` on its data set's test split
     (a stratified subset of `n_test` images if given); the profile.json record."""
     from empirics.data import load
-    from empirics.device import pick_device
+    from core.device import pick_device
     from empirics.train import load_model
 
     dev = pick_device(device)
@@ -93,7 +93,7 @@ def format_table(record: dict) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from empirics.errors import ArgumentParser
+    from core.errors import ArgumentParser
 
     p = ArgumentParser(prog=PROG, description="Measure the rotation-invariance profile and the "
                        "PGD robustness profile of a trained run; writes RUN_DIR/profile.json "

@@ -3,7 +3,7 @@
 A profile keeps per-test-point outcomes (so that statistics can be
 bootstrapped over test points, paired across models that share the test set
 and the seeded angles) and derives its rates, with Wilson intervals
-(`theory.estimate.Estimate`), from them.
+(`core.estimate.Estimate`), from them.
 
 - Invariance profile (paper Sec. 2): for each theta, every test image is
   rotated once by its own angle uniform in [-theta, theta]; the rate of
@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from empirics.attacks import attack_mode, pgd_profile, predict
-from empirics.device import pick_device
+from core.device import pick_device
 from empirics.rotation import random_angles, rotate
-from theory.estimate import Estimate
+from core.estimate import Estimate
 
 
 # ---------------------------------------------------------------- helpers
@@ -253,7 +253,7 @@ def invariance_profile(model: nn.Module, images: Tensor, labels: Tensor, thetas,
     """Rate of invariance and accuracy on test images each rotated by its own
     random angle in [-theta, theta], for every theta in `thetas` (degrees,
     increasing, in [0, 180]). The model is moved to `device`
-    (default `empirics.device.pick_device()`) and run in eval mode."""
+    (default `core.device.pick_device()`) and run in eval mode."""
     _check_data(images, labels, batch_size)
     grid = _check_thetas(thetas)
     device = pick_device(device)
@@ -281,7 +281,7 @@ def robustness_profile(model: nn.Module, images: Tensor, labels: Tensor, epsilon
     step 2.5 * eps / steps), on test images first rotated by seeded random
     angles in [-test_rotation, test_rotation] degrees. `batch_size` bounds the
     (sample, eps) pairs attacked at once. The model is moved to `device`
-    (default `empirics.device.pick_device()`) and run in eval mode."""
+    (default `core.device.pick_device()`) and run in eval mode."""
     _check_data(images, labels, batch_size)
     if not math.isfinite(test_rotation):
         raise ValueError(f"`test_rotation` must be a finite angle, got {test_rotation!r}.")

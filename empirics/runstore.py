@@ -9,7 +9,7 @@ Layout (``root`` is ``run_store/`` by default and is never committed)::
     root/<spec.key>/profiles.json   written last, atomically: the run is done
 
 A run is *done* exactly when ``profiles.json`` exists, parses and names the
-run's key. Every file is written with ``empirics.io.atomic_write_*``, so an
+run's key. Every file is written with ``core.io.atomic_write_*``, so an
 interrupted run never leaves a half-written file that looks whole; a run
 without ``profiles.json`` is resumed (``train(..., resume=True)`` continues
 from the last finished epoch) and its profiles are measured again.
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from empirics.errors import UsageError
-from empirics.io import atomic_write_json, provenance
+from core.errors import UsageError
+from core.io import atomic_write_json, provenance
 
 if TYPE_CHECKING:  # imported lazily: the store itself needs no torch models
     from empirics.experiments import RunSpec

@@ -39,7 +39,7 @@ class RunOptions:
 
     data_dir: str | None = None
     download: bool = False
-    device: str | None = None  # None: empirics.device.pick_device()
+    device: str | None = None  # None: core.device.pick_device()
     progress: bool = True
     threads: int | None = None  # torch threads for the run; None: leave as is
 
@@ -62,7 +62,7 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
     store = RunStore(store_root)
     if store.is_done(spec):
         return spec.key
-    from empirics.device import pick_device
+    from core.device import pick_device
     from empirics.profiles import invariance_profile, robustness_profile
     from empirics.train import load_model, train
 

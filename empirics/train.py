@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from empirics.data import DATASETS, ImageData
-from empirics.device import pick_device
-from empirics.errors import ArgumentParser, UsageError, exit_on_usage_error
-from empirics.io import atomic_torch_save, atomic_write_json, provenance
+from core.device import pick_device
+from core.errors import ArgumentParser, UsageError, exit_on_usage_error
+from core.io import atomic_torch_save, atomic_write_json, provenance
 
 CHECKPOINT, CONFIG, METRICS = "checkpoint.pt", "config.json", "metrics.json"
 OPTIMIZERS = ("sgd", "adam")

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from empirics.errors import ArgumentParser, exit_on_usage_error
+from core.errors import ArgumentParser, exit_on_usage_error
 from empirics.experiments import FIGURE_NAMES, SCALES, figure
 from empirics.runstore import DEFAULT_ROOT, RunStore
 

@@ -20,9 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-from empirics.errors import UsageError
+from core.errors import UsageError
 from empirics.experiments import FIGURE_NAMES, FigureSpec, figure
-from empirics.io import atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
+from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
 from empirics.runspec import config_hash
 from empirics.runstore import MissingRunError, RunStore
 from empirics.sweep import RunOptions, run_sweep

@@ -69,7 +69,7 @@ def seeds_text(runs) -> str:
 def pooled(estimates) -> tuple[float, float, float, int]:
     """(mean of the per-seed rates, Wilson 95 % interval of the pooled
     counts, pooled n) of one point's per-seed `Estimate`s."""
-    from theory.estimate import Estimate
+    from core.estimate import Estimate
 
     estimates = list(estimates)
     both = Estimate.from_counts(sum(e.successes for e in estimates),

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from empirics.data import DATASETS, ImageData, load
-from empirics.errors import UsageError
+from core.errors import UsageError
 
 
 def write_idx(path, array: np.ndarray, gz: bool = False) -> None:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 from scipy import stats
 
-from theory.estimate import Estimate
+from core.estimate import Estimate
 
 
 @given(n=st.integers(1, 5000), frac=st.floats(0, 1))

@@ -100,7 +100,7 @@ def test_curriculum_compares_cusp_with_its_final_stage_alone():
 
 
 def test_unknown_figure_or_scale_is_a_usage_error():
-    from empirics.errors import UsageError
+    from core.errors import UsageError
     with pytest.raises(UsageError, match="unknown figure"):
         figure("fig7")
     with pytest.raises(UsageError, match="scale"):

@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from empirics import io
-from empirics.errors import UsageError, exit_on_usage_error
+from core import io
+from core.errors import UsageError, exit_on_usage_error
 
 
 def test_atomic_json_replaces_whole_file(tmp_path):

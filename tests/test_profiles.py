@@ -155,7 +155,7 @@ def test_rates_auc_and_accessors_by_hand():
     assert rob.at(0.1).accuracy.value == 0.5 and rob.at(0.1).fooling_rate.value == 0.5
     with pytest.raises(ValueError, match="`eps`"):
         rob.at(0.2)
-    # The Wilson interval comes from theory.estimate.
+    # The Wilson interval comes from core.estimate.
     assert rob.accuracy[0].ci_low < 0.75 < rob.accuracy[0].ci_high
 
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from empirics.experiments import figure
-from empirics.io import atomic_write_json
+from core.io import atomic_write_json
 from empirics.profiles import InvarianceProfile, RobustnessProfile
 from empirics.runstore import PROFILES_FILE, MissingRunError, RunRecord, RunStore
 

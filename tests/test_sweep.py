@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from empirics.io import atomic_write_json
+from core.io import atomic_write_json
 from empirics.runspec import RunSpec
 from empirics.runstore import RunStore
 from empirics.sweep import RunOptions, run_sweep

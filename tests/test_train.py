@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import empirics.train as tr
-from empirics.errors import UsageError
+from core.errors import UsageError
 from empirics.rotation import random_angles, rotate
 from empirics.train import (EpochMetrics, Stage, TrainConfig, TrainResult, augment, cusp_stages,
                             evaluate, load_model, load_split, make_generators, train)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from theory.estimate import Estimate
+from core.estimate import Estimate
 from verify import checks
 from verify.result import CheckResult
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import verify.run as vrun
-from theory.estimate import Estimate
+from core.estimate import Estimate
 from verify.__main__ import main
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from theory import bound, classifiers as clf, frontier as fr, montecarlo
 from theory.distribution import ModelParams
-from empirics.errors import ArgumentParser
+from core.errors import ArgumentParser
 
 PROG = "python -m theory.check"
 
@@ -90,7 +90,7 @@ class CheckResult:
         return "violated" if any(c.violates for c in self.classifiers) else "consistent"
 
     def to_dict(self) -> dict:
-        from empirics.io import provenance
+        from core.io import provenance
         return {"params": self.config.to_dict(), "theorem_applies": self.theorem_applies,
                 "bound": {"coefficient": self.coefficient, "rhs": self.rhs},
                 "proof_steps": [s.to_dict() for s in self.proof_steps],
@@ -196,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from empirics.errors import exit_on_usage_error
+    from core.errors import exit_on_usage_error
     args = _parser().parse_args(argv)
     with exit_on_usage_error(PROG):
         for name in ("p", "mu", "eta", "q"):

@@ -43,7 +43,7 @@ def theorem1_figure(result, path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Polygon, Rectangle
 
-    from empirics.io import atomic_write_bytes
+    from core.io import atomic_write_bytes
 
     res = _as_dict(result)
     prm, bd, fro = res["params"], res["bound"], res["frontier"]

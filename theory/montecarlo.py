@@ -12,7 +12,7 @@ import numpy as np
 
 from theory import bound, distribution
 from theory.distribution import DEFAULT_CHUNK, ModelParams
-from theory.estimate import Estimate
+from core.estimate import Estimate
 
 
 @dataclass(frozen=True)

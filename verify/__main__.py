@@ -13,9 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from empirics.errors import ArgumentParser, exit_on_usage_error
+from core.errors import ArgumentParser, exit_on_usage_error
 from empirics.experiments import SCALES
-from empirics.io import atomic_write_json, atomic_write_text, provenance
+from core.io import atomic_write_json, atomic_write_text, provenance
 from verify import report
 from verify.result import ERROR
 from verify.run import MNIST_FIGURES, READINGS, VerifyConfig, run_verify, say

@@ -23,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from theory.estimate import Estimate
+from core.estimate import Estimate
 from verify import stats
 from verify.result import CheckResult
 

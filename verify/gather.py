@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from empirics.errors import UsageError
+from core.errors import UsageError
 from verify import checks
 
 KNOBS = {"rotation": "train_rotation", "eps": "adv_eps"}

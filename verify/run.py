@@ -128,7 +128,7 @@ class Runs:
             fig = self.figure(name)
             missing = self.store.missing(fig.runs)
             if missing:
-                from empirics.errors import UsageError
+                from core.errors import UsageError
                 raise UsageError(f"{len(missing)} of {len(fig.runs)} runs of {name} are not in "
                                  f"{self.store.root} (run: python -m paper_figures run {name} "
                                  f"--scale {self.config.scale})")
@@ -189,7 +189,7 @@ def claim_ii_checks(runs: Runs) -> tuple:
 def _stdcnn(runs: Runs, theta: float):
     found = gather.find(runs.records("fig1"), train_rotation=theta)
     if not found:
-        from empirics.errors import UsageError
+        from core.errors import UsageError
         raise UsageError(f"fig1 has no StdCNN trained at theta = {theta:g}")
     return found[0]
 
@@ -222,7 +222,7 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
 
 def theorem_checks(theory_result: dict) -> tuple:
     from theory.classifiers import KINDS, MODES
-    from theory.estimate import Estimate
+    from core.estimate import Estimate
     trained = {f"{k}_{m}" for k in KINDS for m in MODES}
     rows = {c["name"]: c for c in theory_result["classifiers"] if c["name"] in trained}
     if len(rows) != len(trained):
