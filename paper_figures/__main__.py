@@ -12,8 +12,8 @@ import os
 import sys
 
 from core.errors import ArgumentParser, exit_on_usage_error
-from empirics.experiments import FIGURE_NAMES, SCALES, figure
-from empirics.runstore import DEFAULT_ROOT, RunStore
+from pipeline.experiments import FIGURE_NAMES, SCALES, figure
+from pipeline.runstore import DEFAULT_ROOT, RunStore
 
 PROG = "python -m paper_figures"
 
@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _options(args):
-    from empirics.sweep import RunOptions
+    from pipeline.sweep import RunOptions
 
     return RunOptions(args.data_dir, args.download, args.device, not args.quiet)
 

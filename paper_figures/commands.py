@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 
 from core.errors import UsageError
-from empirics.experiments import FIGURE_NAMES, FigureSpec, figure
+from pipeline.experiments import FIGURE_NAMES, FigureSpec, figure
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
-from empirics.runspec import config_hash
-from empirics.runstore import MissingRunError, RunStore
-from empirics.sweep import RunOptions, run_sweep
+from pipeline.runspec import config_hash
+from pipeline.runstore import MissingRunError, RunStore
+from pipeline.sweep import RunOptions, run_sweep
 
 PROFILE_ORDER = {"train_rotation": ("robustness", "invariance"),
                  "adv_eps": ("invariance", "robustness")}
@@ -76,7 +76,7 @@ def run_theory(fig: FigureSpec, store: RunStore, progress: bool) -> bool:
 def run_figures(figs, store: RunStore, jobs: int = 1, ray: str | None = None,
                 gpus_per_run: float = 0.0, options: RunOptions = RunOptions()) -> list[str]:
     """Fill the store for every figure in `figs` (one sweep over all runs)."""
-    from empirics.sweep import by_cost
+    from pipeline.sweep import by_cost
 
     for fig in figs:
         if fig.theory is not None:

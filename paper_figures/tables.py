@@ -150,7 +150,7 @@ def nearest_index(grid, value: float) -> int:
 def curriculum_rows(fig, records) -> list[Row]:
     """Per run: clean, rotated (largest theta) and PGD accuracy at the final
     curriculum eps (bars), and (invariance AUC, robustness AUC) (auc)."""
-    from empirics.experiments import format_eps
+    from pipeline.experiments import format_eps
 
     final_eps = max(r.train.adv_eps for r in fig.runs)
     rows = []

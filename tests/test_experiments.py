@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from empirics.experiments import FIGURE_NAMES, SCALES, figure, with_train
-from empirics.runspec import RunSpec, canonical, config_hash
+from pipeline.experiments import FIGURE_NAMES, SCALES, figure, with_train
+from pipeline.runspec import RunSpec, canonical, config_hash
 from empirics.train import TrainConfig
 
 
@@ -116,7 +116,7 @@ def test_with_train_changes_the_key():
 def _explicit_fig1_quick_run(rotation: float) -> RunSpec:
     """The fig1 quick run at `rotation`, seed 0, written out field by field
     (the declaration as it stood before seeds were added)."""
-    from empirics.experiments import grid
+    from pipeline.experiments import grid
     from empirics.train import TrainConfig
     config = TrainConfig(model="stdcnn", train_rotation=rotation, dataset="mnist5k", epochs=15,
                          batch_size=64, optimizer="adam", lr=1e-3, seed=0)

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from empirics.experiments import figure
+from pipeline.experiments import figure
 from empirics.profiles import InvarianceProfile, RobustnessProfile
-from empirics.runstore import MissingRunError, RunStore
+from pipeline.runstore import MissingRunError, RunStore
 from paper_figures import tables
 from paper_figures.__main__ import main
 from paper_figures.commands import build, plot_figure

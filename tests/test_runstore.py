@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from empirics.experiments import figure
+from pipeline.experiments import figure
 from core.io import atomic_write_json
 from empirics.profiles import InvarianceProfile, RobustnessProfile
-from empirics.runstore import PROFILES_FILE, MissingRunError, RunRecord, RunStore
+from pipeline.runstore import PROFILES_FILE, MissingRunError, RunRecord, RunStore
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from core.io import atomic_write_json
-from empirics.runspec import RunSpec
-from empirics.runstore import RunStore
-from empirics.sweep import RunOptions, run_sweep
+from pipeline.runspec import RunSpec
+from pipeline.runstore import RunStore
+from pipeline.sweep import RunOptions, run_sweep
 
 CRASH_FILE = "crash-after-epochs"  # in the store root: the fake run dies after N epochs
 
@@ -139,7 +139,7 @@ def test_ray_local_instance_fills_the_same_store(tmp_path):
 
 @pytest.mark.slow
 def test_real_run_trains_profiles_and_is_never_recomputed(tmp_path):
-    from empirics.sweep import execute_run
+    from pipeline.sweep import execute_run
     from empirics.train import TrainConfig
 
     run = RunSpec(TrainConfig(model="stdcnn", epochs=1, train_subset=200, test_subset=50),

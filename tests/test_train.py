@@ -8,9 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import empirics.train as tr
+import empirics.train.loop as tr
 from core.errors import UsageError
 from empirics.rotation import random_angles, rotate
+from empirics.train.config import CUSP_ENDS
 from empirics.train import (EpochMetrics, Stage, TrainConfig, TrainResult, augment, cusp_stages,
                             evaluate, load_model, load_split, make_generators, train)
 
@@ -41,7 +42,7 @@ def test_cusp_scales_to_any_budget(epochs):
     # each stage boundary is within half an epoch of its proportional place
     ends = [sum(s.epochs for s in stages[:k + 1]) for k in range(len(stages))]
     for end in ends:
-        assert min(abs(end - epochs * e / 120) for e in tr.CUSP_ENDS) <= 0.5
+        assert min(abs(end - epochs * e / 120) for e in CUSP_ENDS) <= 0.5
     assert all(a.theta <= b.theta and a.eps <= b.eps and a.lr > b.lr for a, b in zip(stages, stages[1:]))
     assert stages[0].theta == 120.0 and stages[0].eps == 2 / 255
 

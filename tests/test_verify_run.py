@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import verify.run as vrun
-from empirics.experiments import figure
+from pipeline.experiments import figure
 from empirics.profiles import InvarianceProfile, RobustnessProfile
-from empirics.runstore import RunRecord
+from pipeline.runstore import RunRecord
 from verify import gather
 
 

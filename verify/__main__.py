@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from core.errors import ArgumentParser, exit_on_usage_error
-from empirics.experiments import SCALES
+from pipeline.experiments import SCALES
 from core.io import atomic_write_json, atomic_write_text, provenance
 from verify import report
 from verify.result import ERROR

@@ -69,7 +69,7 @@ class VerifyConfig:
     corollary_steps: int = 20
 
     def __post_init__(self):
-        from empirics.experiments import SCALES
+        from pipeline.experiments import SCALES
         if self.scale not in SCALES:
             raise ValueError(f"`scale` must be one of {SCALES}, got {self.scale!r}.")
         for name in ("jobs", "n_resamples", "quoted_steps", "corollary_points", "corollary_steps"):
@@ -115,11 +115,11 @@ class Runs:
     """The finished runs of each declared figure, loaded on demand."""
 
     def __init__(self, config: VerifyConfig):
-        from empirics.runstore import RunStore
+        from pipeline.runstore import RunStore
         self.config, self.store, self._cache = config, RunStore(config.store), {}
 
     def figure(self, name: str):
-        from empirics.experiments import figure
+        from pipeline.experiments import figure
         return figure(name, self.config.scale)
 
     def records(self, name: str) -> list:
@@ -289,7 +289,7 @@ def invariant_p4cnn(runs: Runs):
     """A P4CNN with the invariant head: from the store if some declared run
     has one, else trained briefly (P4_EPOCHS epochs) into the store. Returns
     (model, a sentence saying which)."""
-    from empirics.runspec import config_hash
+    from pipeline.runspec import config_hash
     from empirics.train import TrainConfig, load_model, train
     for name in MNIST_FIGURES:
         try:
@@ -353,8 +353,8 @@ def theory_result(config: VerifyConfig) -> dict:
     read from the run store where `paper_figures` keeps it (run and stored
     there if absent)."""
     import json
-    from empirics.experiments import figure
-    from empirics.runstore import RunStore
+    from pipeline.experiments import figure
+    from pipeline.runstore import RunStore
     from paper_figures.commands import run_theory, theory_result_path
     fig, store = figure("theorem1", config.scale), RunStore(config.store)
     run_theory(fig, store, progress=sys.stderr.isatty())
@@ -376,9 +376,9 @@ def run_sweeps(config: VerifyConfig, command: str | None = None) -> dict:
     draw the figures that are missing or stale in FIGURES/SCALE (figures
     drawn from the same runs are left as they are).
     Returns {figure: "plotted" | "up to date" | "skipped: why"}."""
-    from empirics.experiments import figure
-    from empirics.runstore import RunStore
-    from empirics.sweep import RunOptions
+    from pipeline.experiments import figure
+    from pipeline.runstore import RunStore
+    from pipeline.sweep import RunOptions
     from paper_figures.commands import plot_figure, run_figures, unavailable
     store, out = RunStore(config.store), Path(config.figures_dir) / config.scale
     status, ready = {}, []

@@ -30,7 +30,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from empirics.runstore import RunStore
+from pipeline.runstore import RunStore
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _report(bar, spec, root: str) -> None:
     plain line when there is no bar (a log file, not a terminal)."""
     import json
 
-    from empirics.runstore import PROFILES_FILE
+    from pipeline.runstore import PROFILES_FILE
 
     bar.update(1)
     line = f"done {spec.key} {spec.describe()}"
@@ -160,7 +160,7 @@ def _in_flight(root: str, specs) -> str:
     """'model theta/eps: epoch k/E' for each started run, read from its metrics.json."""
     import json
 
-    from empirics.runstore import METRICS_FILE
+    from pipeline.runstore import METRICS_FILE
 
     parts = []
     for spec in specs:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import UsageError
-from empirics.runspec import RunSpec, config_hash
+from pipeline.runspec import RunSpec, config_hash
 
 SCALES = ("quick", "paper")
 SERIES = ("train_rotation", "adv_eps", "curriculum", "theorem")

@@ -44,7 +44,7 @@ from core.errors import UsageError
 from core.io import atomic_write_json, provenance
 
 if TYPE_CHECKING:  # imported lazily: the store itself needs no torch models
-    from empirics.experiments import RunSpec
+    from pipeline.experiments import RunSpec
     from empirics.profiles import InvarianceProfile, RobustnessProfile
 
 DEFAULT_ROOT = "run_store"

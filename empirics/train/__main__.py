@@ -1,0 +1,3 @@
+from empirics.train.cli import main
+
+main()

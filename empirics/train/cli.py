@@ -1,0 +1,128 @@
+"""Command line of the training loop: `python -m empirics.train --help`."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from core.errors import ArgumentParser, exit_on_usage_error
+from empirics.data import DATASETS
+from empirics.models.registry import MODEL_NAMES
+from empirics.train.config import DEFAULT_LR, TrainConfig, cusp_stages, parse_stages
+from empirics.train.folder import CONFIG, TrainResult, read_config
+from empirics.train.loop import train
+
+# ---------------------------------------------------------------- command line
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name != "model_kwargs"}
+
+
+def _model_kwarg(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+
+    d = _DEFAULTS
+    p.add_argument("--model", help=f"one of {', '.join(MODEL_NAMES)} (default {d['model']})")
+    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (default {d['dataset']}: "
+                   "5,000 real MNIST digits, offline)")
+    p.add_argument("--epochs", type=int, help=f"number of epochs (default {d['epochs']})")
+    p.add_argument("--batch-size", type=int, help=f"images per step (default {d['batch_size']})")
+    p.add_argument("--optimizer", help=f"sgd or adam (default {d['optimizer']})")
+    p.add_argument("--lr", type=float, help="learning rate (default 0.001 for adam, 0.1 for sgd); "
+                   "with --curriculum cusp the rate of the first stage")
+    p.add_argument("--momentum", type=float, help=f"sgd momentum (default {d['momentum']})")
+    p.add_argument("--weight-decay", type=float, help=f"L2 weight decay (default {d['weight_decay']})")
+    p.add_argument("--lr-milestones", type=_int_list,
+                   help="epochs (counted from 0) at which lr is multiplied by --lr-gamma, e.g. 50,100")
+    p.add_argument("--lr-gamma", type=float, help=f"lr factor per milestone (default {d['lr_gamma']})")
+    p.add_argument("--train-rotation", type=float, help="rotate each training image by its own angle "
+                   "uniform in [-THETA, THETA] degrees, THETA in [0, 180] (default 0)")
+    p.add_argument("--adv-eps", type=float, help="PGD adversarial training radius in pixel space "
+                   "[0, 1], applied to the rotated images (default 0: no attack)")
+    p.add_argument("--adv-steps", type=int, help=f"PGD steps in training (default {d['adv_steps']})")
+    p.add_argument("--adv-step-size", type=float, help="PGD step size (default 2.5 * eps / steps)")
+    p.add_argument("--no-adv-random-start", dest="adv_random_start", action="store_false",
+                   help="start PGD at the image instead of a random point of the eps-ball")
+    p.add_argument("--curriculum", help="'cusp': the paper's CuSP schedule (rotation 120/150/180, "
+                   "eps 2/4/8 /255, lr /10 at each stage) scaled to --epochs; or stages "
+                   "EPOCHS:THETA:EPS:LR,... adding up to --epochs")
+    p.add_argument("--interpolation", help="rotation resampling: nearest (default, as the "
+                   "authors' PIL code) or bilinear")
+    p.add_argument("--seed", type=int, help=f"seed of init, data order, angles, attacks (default {d['seed']})")
+    p.add_argument("--data-dir", help="folder holding MNIST/, FashionMNIST/ or cifar-10-batches-py/ "
+                   "(default ./data; not used by mnist5k)")
+    p.add_argument("--train-subset", type=int, help="train on a stratified subset of N images")
+    p.add_argument("--test-subset", type=int, help="report test accuracy on a stratified subset of N images")
+    p.add_argument("--model-kwarg", dest="model_kwargs", type=_model_kwarg, action="append",
+                   metavar="KEY=VALUE", help="extra model argument, e.g. invariant_head=true (repeatable)")
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m empirics.train", argument_default=argparse.SUPPRESS,
+                       description="Train a model with rotation augmentation and/or PGD "
+                       "adversarial training; writes config.json, checkpoint.pt and "
+                       "metrics.json into --out after every epoch.")
+    p.add_argument("--out", required=True, help="run folder to create (or resume)")
+    _add_config_options(p)
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out from its last finished epoch (same result "
+                   "as an uninterrupted run); options given must match the saved config")
+    p.add_argument("--force", action="store_true", default=False, help="overwrite a run in --out")
+    p.add_argument("--download", action="store_true", default=False,
+                   help="download mnist / fashion-mnist / cifar10 into --data-dir (needs internet)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", default=False, help="no progress bars")
+    return p
+
+
+def config_from_args(args: argparse.Namespace, stored: dict | None = None) -> TrainConfig:
+    """A TrainConfig from parsed options; unset options come from `stored`
+    (the saved config of a run being resumed) or the TrainConfig defaults."""
+    given = {k: v for k, v in vars(args).items() if k in _DEFAULTS or k == "model_kwargs"}
+    curriculum = given.pop("curriculum", None)
+    if "model_kwargs" in given:
+        given["model_kwargs"] = tuple(given["model_kwargs"])
+    base = dict(stored) if stored is not None else {}
+    base.update(given)
+    if curriculum is not None:
+        epochs = base.get("epochs", _DEFAULTS["epochs"])
+        lr = base.get("lr") or DEFAULT_LR[base.get("optimizer", _DEFAULTS["optimizer"])]
+        base["curriculum"] = (cusp_stages(epochs, lr=lr) if curriculum == "cusp"
+                              else parse_stages(curriculum))
+    return TrainConfig.from_dict(base)
+
+
+def main(argv: list[str] | None = None) -> TrainResult:
+    args = parser().parse_args(argv)
+    prog = "python -m empirics.train"
+    with exit_on_usage_error(prog):
+        stored = None
+        if args.resume and (Path(args.out) / CONFIG).is_file():
+            stored = read_config(args.out).to_dict()
+        config = config_from_args(args, stored)
+        result = train(config, args.out, resume=args.resume, device=args.device,
+                       progress=not args.quiet, force=args.force, download=args.download)
+    last = result.epochs[-1]
+    print(f"{result.run_dir}: {len(result.epochs)} epochs, test accuracy {last.test_accuracy:.4f}, "
+          f"{last.images_per_second:.0f} train images/s")
+    return result
+
+
+if __name__ == "__main__":
+    main()

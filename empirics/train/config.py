@@ -1,0 +1,238 @@
+"""Training configuration: `Stage`, `TrainConfig`, the CuSP schedule.
+
+One default per option: the command line (`empirics.train.cli`) reads its
+defaults from here, so the API and the CLI agree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from core.errors import UsageError
+from empirics.data import DATASETS
+from empirics.models.registry import MODEL_NAMES
+
+OPTIMIZERS = ("sgd", "adam")
+INTERPOLATIONS = ("nearest", "bilinear")
+DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}  # sgd: the authors' CIFAR-10 value
+
+
+# ---------------------------------------------------------------- validation
+def _check(ok: bool, name: str, rule: str, value: Any) -> None:
+    """UsageError naming the config field and its command-line flag."""
+    if not ok:
+        raise UsageError(f"`{name}` (--{name.replace('_', '-')}) must be {rule}, got {value!r}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _coerce(obj, names, kind=float) -> None:
+    """Store validated numbers as plain floats / ints (30 and 30.0, or numpy
+    integers, give the same config JSON)."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            object.__setattr__(obj, name, kind(value))
+
+
+# ---------------------------------------------------------------- stages
+@dataclass(frozen=True)
+class Stage:
+    """`epochs` epochs at rotation range +-`theta` degrees, PGD radius `eps`
+    (0: no attack) and learning rate `lr`."""
+
+    epochs: int
+    theta: float
+    eps: float
+    lr: float
+
+    def __post_init__(self):
+        _check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "a positive integer", self.epochs)
+        _check(_is_real(self.theta) and 0 <= self.theta <= 180, "theta", "in [0, 180] degrees", self.theta)
+        _check(_is_real(self.eps) and 0 <= self.eps <= 1, "eps", "in [0, 1] (pixel space)", self.eps)
+        _check(_is_real(self.lr) and self.lr > 0, "lr", "a positive number", self.lr)
+        _coerce(self, ("theta", "eps", "lr"))
+        _coerce(self, ("epochs",), int)
+
+    def to_dict(self) -> dict:
+        return {"epochs": self.epochs, "theta": self.theta, "eps": self.eps, "lr": self.lr}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Stage":
+        return cls(int(d["epochs"]), float(d["theta"]), float(d["eps"]), float(d["lr"]))
+
+
+# CuSP in the authors' code, 120 epochs: stages end after epochs 74, 89, 99, 120
+# (lr 0.1, 0.01, 0.001, 0.0001); theta/eps 120/2, 150/4, then 180/8 (x 1/255).
+CUSP_ENDS = (74, 89, 99, 120)
+
+
+def cusp_stages(epochs: int, thetas=(120.0, 150.0, 180.0), eps=(2 / 255, 4 / 255, 8 / 255),
+                lr: float = 0.1, lr_gamma: float = 0.1) -> tuple[Stage, ...]:
+    """The paper's CuSP schedule with its stage boundaries scaled to `epochs`
+    (rounded half up; stages that round to zero epochs are dropped)."""
+    _check(_is_int(epochs) and epochs >= 1, "epochs", "a positive integer", epochs)
+    _check(len(thetas) == 3 and len(eps) == 3, "curriculum", "three thetas and three eps", (thetas, eps))
+    plan = [(thetas[0], eps[0], lr), (thetas[1], eps[1], lr * lr_gamma),
+            (thetas[2], eps[2], lr * lr_gamma ** 2), (thetas[2], eps[2], lr * lr_gamma ** 3)]
+    stages, start = [], 0
+    for end120, (theta, e, stage_lr) in zip(CUSP_ENDS, plan):
+        end = math.floor(epochs * end120 / 120 + 0.5)
+        if end > start:
+            stages.append(Stage(end - start, float(theta), float(e), float(stage_lr)))
+            start = end
+    return tuple(stages)
+
+
+def parse_stages(text: str) -> tuple[Stage, ...]:
+    """'EPOCHS:THETA:EPS:LR,...' -> stages."""
+    try:
+        parts = [[float(v) for v in item.split(":")] for item in text.split(",")]
+    except ValueError:
+        parts = []
+    if not parts or any(len(p) != 4 or p[0] != int(p[0]) for p in parts):
+        raise UsageError(f"`curriculum` (--curriculum) must be 'cusp' or "
+                         f"EPOCHS:THETA:EPS:LR[,...], got {text!r}")
+    return tuple(Stage(int(p[0]), p[1], p[2], p[3]) for p in parts)
+
+
+# ---------------------------------------------------------------- config
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (and nothing else).
+
+    Without a curriculum every epoch uses `train_rotation`, `adv_eps` and `lr`
+    times `lr_gamma` per milestone passed (epochs counted from 0, as in
+    torch's MultiStepLR). With one, each stage sets theta, eps and lr, and
+    the stages' epochs must add up to `epochs`.
+    """
+
+    model: str = "stdcnn"
+    dataset: str = "mnist5k"
+    epochs: int = 15
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+    train_rotation: float = 0.0
+    adv_eps: float = 0.0
+    adv_steps: int = 10
+    adv_step_size: float | None = None  # None: 2.5 * eps / adv_steps
+    adv_random_start: bool = True
+    curriculum: tuple[Stage, ...] | None = None
+    interpolation: str = "nearest"
+    seed: int = 0
+    data_dir: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    model_kwargs: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+
+        _check(self.model in MODEL_NAMES, "model", f"one of {', '.join(MODEL_NAMES)}", self.model)
+        _check(self.dataset in DATASETS, "dataset", f"one of {', '.join(DATASETS)}", self.dataset)
+        _check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "a positive integer", self.epochs)
+        _check(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer",
+               self.batch_size)
+        _check(self.optimizer in OPTIMIZERS, "optimizer", "'sgd' or 'adam'", self.optimizer)
+        if self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
+        _check(_is_real(self.lr) and self.lr > 0, "lr", "a positive number", self.lr)
+        _check(_is_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
+        _check(_is_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", ">= 0",
+               self.weight_decay)
+        self._check_schedule()
+        self._check_attack()
+        _check(self.interpolation in INTERPOLATIONS, "interpolation", "'nearest' or 'bilinear'",
+               self.interpolation)
+        _check(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer", self.seed)
+        for name in ("train_subset", "test_subset"):
+            v = getattr(self, name)
+            _check(v is None or (_is_int(v) and v >= 1), name, "a positive integer or None", v)
+        _check(isinstance(self.model_kwargs, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.model_kwargs),
+            "model_kwargs", "a tuple of (name, value) pairs", self.model_kwargs)
+        _coerce(self, ("lr", "momentum", "weight_decay", "lr_gamma", "train_rotation", "adv_eps",
+                       "adv_step_size"))
+        _coerce(self, ("epochs", "batch_size", "adv_steps", "seed", "train_subset", "test_subset"), int)
+
+    def _check_schedule(self) -> None:
+        m = self.lr_milestones
+        _check(isinstance(m, tuple) and all(_is_int(v) and v >= 1 for v in m)
+               and list(m) == sorted(set(m)), "lr_milestones",
+               "a strictly increasing tuple of positive integers", m)
+        object.__setattr__(self, "lr_milestones", tuple(int(v) for v in m))
+        _check(_is_real(self.lr_gamma) and 0 < self.lr_gamma <= 1, "lr_gamma", "in (0, 1]", self.lr_gamma)
+        _check(_is_real(self.train_rotation) and 0 <= self.train_rotation <= 180, "train_rotation",
+               "in [0, 180] degrees", self.train_rotation)
+        c = self.curriculum
+        if c is not None:
+            _check(isinstance(c, tuple) and len(c) > 0 and all(isinstance(s, Stage) for s in c),
+                   "curriculum", "a non-empty tuple of Stage", c)
+            _check(sum(s.epochs for s in c) == self.epochs, "curriculum",
+                   f"stages adding up to epochs={self.epochs}", sum(s.epochs for s in c))
+            _check(not m, "lr_milestones", "empty when a curriculum sets the learning rates", m)
+            _check(self.train_rotation == 0, "train_rotation", "0 when a curriculum sets theta",
+                   self.train_rotation)
+
+    def _check_attack(self) -> None:
+        _check(_is_real(self.adv_eps) and 0 <= self.adv_eps <= 1, "adv_eps", "in [0, 1] (pixel space)",
+               self.adv_eps)
+        _check(_is_int(self.adv_steps) and self.adv_steps >= 1, "adv_steps", "a positive integer",
+               self.adv_steps)
+        _check(self.curriculum is None or self.adv_eps == 0, "adv_eps", "0 when a curriculum sets eps",
+               self.adv_eps)
+        s = self.adv_step_size
+        _check(s is None or (_is_real(s) and s > 0), "adv_step_size", "a positive number or None", s)
+        _check(isinstance(self.adv_random_start, bool), "adv_random_start", "a bool",
+               self.adv_random_start)
+
+    def stage_at(self, epoch: int) -> Stage:
+        """The one-epoch stage in force at `epoch` (counted from 0)."""
+        if self.curriculum is None:
+            drops = sum(epoch >= m for m in self.lr_milestones)
+            return Stage(1, float(self.train_rotation), float(self.adv_eps),
+                         self.lr * self.lr_gamma ** drops)
+        end = 0
+        for stage in self.curriculum:
+            end += stage.epochs
+            if epoch < end:
+                return Stage(1, stage.theta, stage.eps, stage.lr)
+        raise ValueError(f"`epoch` must be < {self.epochs}, got {epoch}")
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["lr_milestones"] = list(self.lr_milestones)
+        d["curriculum"] = None if self.curriculum is None else [s.to_dict() for s in self.curriculum]
+        d["model_kwargs"] = [list(p) for p in self.model_kwargs]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UsageError(f"config has unknown field(s): {', '.join(unknown)}")
+        d = dict(d)
+        if "lr_milestones" in d:
+            d["lr_milestones"] = tuple(d["lr_milestones"])
+        if d.get("curriculum") is not None:
+            d["curriculum"] = tuple(s if isinstance(s, Stage) else Stage.from_dict(s)
+                                    for s in d["curriculum"])
+        if "model_kwargs" in d:
+            d["model_kwargs"] = tuple(tuple(p) for p in d["model_kwargs"])
+        return cls(**d)
+
+

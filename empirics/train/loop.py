@@ -1,0 +1,213 @@
+"""The one training loop: rotation augmentation, PGD adversarial training
+on the rotated images, curricula such as the paper's CuSP.
+
+Each batch: every image is rotated by its own angle uniform in
+[-theta, theta] (theta of the current stage); if eps > 0, PGD attacks the
+rotated batch (model in eval mode during the attack) and the model is
+trained on the adversarial images only, with cross-entropy.
+
+Resuming continues from the last finished epoch and gives the same weights
+as an uninterrupted run: data order, angles and attack starts come from
+saved `torch.Generator`s, and the global RNG (used by dropout) is re-seeded
+from (seed, epoch) each epoch inside `torch.random.fork_rng`, so no global
+state leaks in or out.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from core.device import pick_device
+from core.errors import UsageError
+from core.io import atomic_write_json
+from empirics.attacks import pgd, predict
+from empirics.data import ImageData, load
+from empirics.models.registry import build_model
+from empirics.rotation import random_angles, rotate
+from empirics.train.config import Stage, TrainConfig, _check
+from empirics.train.folder import (CHECKPOINT, CONFIG, EpochMetrics, TrainResult, _clear,
+                                   _existing_run, _restore, _save, read_checkpoint, read_config)
+
+
+# ---------------------------------------------------------------- randomness
+GENERATORS = ("order", "angles", "attack")
+
+
+def _seed(seed: int, *keys: int) -> int:
+    """An independent 63-bit seed for each (seed, keys) stream."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def make_generators(seed: int) -> dict[str, torch.Generator]:
+    """CPU generators for data order, rotation angles and attack starts."""
+    return {name: torch.Generator().manual_seed(_seed(seed, k)) for k, name in enumerate(GENERATORS)}
+
+
+@contextmanager
+def seeded_global_rng(device: torch.device, seed: int):
+    """The global RNG (used by dropout) seeded with `seed` inside, restored after."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+
+
+# ---------------------------------------------------------------- the loop
+def build(config: TrainConfig) -> nn.Module:
+    """The untrained model, initialised from `config.seed` (global RNG untouched)."""
+
+    with seeded_global_rng(torch.device("cpu"), _seed(config.seed, 10)):
+        return build_model(config.model, config.dataset, **dict(config.model_kwargs))
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def load_split(config: TrainConfig, split: str, download: bool = False) -> ImageData:
+    """The train or test data of a run; `*_subset` picks a stratified subset
+    with seed 0, so runs with different seeds see the same images."""
+
+    data = load(config.dataset, split, config.data_dir, download)
+    n = config.train_subset if split == "train" else config.test_subset
+    if n is not None:
+        _check(n <= len(data), f"{split}_subset", f"at most {len(data)} ({config.dataset} {split})", n)
+        data = data.subset(n, seed=0)
+    return data
+
+
+def augment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, stage: Stage,
+            config: TrainConfig, gens: dict[str, torch.Generator]) -> torch.Tensor:
+    """Rotate each image by its own angle in [-theta, theta], then PGD at eps."""
+
+    if stage.theta > 0:
+        angles = random_angles(len(x), stage.theta, gens["angles"])  # (B,)
+        x = rotate(x, angles, config.interpolation)  # (B, C, H, W)
+    if stage.eps > 0:
+        x = pgd(model, x, y, stage.eps, steps=config.adv_steps, step_size=config.adv_step_size,
+                random_start=config.adv_random_start, generator=gens["attack"])  # (B, C, H, W)
+    return x
+
+
+def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
+                 gens: dict[str, torch.Generator], bar) -> tuple[float, float]:
+    """One pass over `data` in a fresh random order; (mean loss, accuracy)."""
+    for group in opt.param_groups:
+        group["lr"] = stage.lr
+    model.train()
+    device, n = data.images.device, len(data)
+    order = torch.randperm(n, generator=gens["order"]).to(device)  # (N,)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for k, start in enumerate(range(0, n, config.batch_size)):
+        idx = order[start:start + config.batch_size]  # (B,)
+        y = data.labels[idx]  # (B,)
+        x = augment(model, data.images[idx], y, stage, config, gens)  # (B, C, H, W)
+        logits = model(x)  # (B, K)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        bar.update(1)
+        if not bar.disable and k % 10 == 0:
+            seen = min(start + config.batch_size, n)
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", acc=f"{float(correct) / seen:.3f}")
+    return float(loss_sum) / n, float(correct) / n
+
+
+def evaluate(model: nn.Module, data: ImageData, batch_size: int = 500) -> float:
+    """Clean accuracy in eval mode."""
+
+    model.eval()
+    return int((predict(model, data.images, batch_size) == data.labels).sum()) / len(data)
+
+
+def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, progress) -> EpochMetrics:
+
+    stage = config.stage_at(epoch)
+    n_batches = math.ceil(len(train_data) / config.batch_size)
+    bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+               leave=False, disable=not progress, file=sys.stderr)
+    t0 = time.perf_counter()
+    with seeded_global_rng(train_data.images.device, _seed(config.seed, 100, epoch)):
+        loss, acc = _train_epoch(model, opt, train_data, stage, config, gens, bar)
+    t1 = time.perf_counter()
+    test_acc = evaluate(model, test_data)
+    t2 = time.perf_counter()
+    bar.close()
+    m = EpochMetrics(epoch + 1, stage.theta, stage.eps, stage.lr, loss, acc, test_acc,
+                     t1 - t0, t2 - t1, len(train_data))
+    if progress:
+        tqdm.write(f"epoch {m.epoch}/{config.epochs}  theta {m.theta:g}  eps {m.eps:.4g}  "
+                   f"lr {m.lr:.3g}  loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
+                   f"test acc {m.test_accuracy:.4f}  {m.train_seconds:.1f} s", file=sys.stderr)
+    return m
+
+
+def _on(data: ImageData, device: torch.device) -> ImageData:
+    return ImageData(data.images.to(device), data.labels.to(device), data.name)
+
+
+def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
+          device: str | torch.device | None = None, progress: bool = True,
+          force: bool = False, download: bool = False) -> TrainResult:
+    """Train `config` into `out_dir`, checkpointing every epoch.
+
+    resume: continue the run in `out_dir` (its config must match `config`,
+    data_dir aside); starts afresh if `out_dir` holds no run. force: overwrite
+    a run already there. Without either, an existing run is a UsageError.
+    Everything that can fail on bad input is checked before anything is written.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}")
+    out = Path(out_dir)
+    ckpt = _existing_run(out, config, resume, force)
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    train_data = _on(load_split(config, "train", download), dev)
+    test_data = _on(load_split(config, "test", download), dev)
+    model = build(config).to(dev)
+    opt = make_optimizer(config, model)
+    gens = make_generators(config.seed)
+    history = [] if ckpt is None else _restore(ckpt, out / CHECKPOINT, model, opt, gens)
+    if ckpt is None:
+        out.mkdir(parents=True, exist_ok=True)
+        _clear(out)
+    atomic_write_json(out / CONFIG, config.to_dict())
+    for epoch in range(len(history), config.epochs):
+        history.append(_run_epoch(epoch, model, opt, train_data, test_data, config, gens, progress))
+        _save(out, config, model, opt, gens, history)
+    return TrainResult(str(out), config, tuple(history))
+
+
+def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = None
+               ) -> tuple[nn.Module, TrainConfig]:
+    """The model of a run folder (last saved epoch), in eval mode, and its config."""
+    config = read_config(run_dir)
+    path = Path(run_dir) / CHECKPOINT
+    ckpt = read_checkpoint(path)
+    model = build(config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError) as err:
+        raise UsageError(f"corrupt checkpoint {path}: {str(err).splitlines()[0][:200]}") from None
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    return model.to(dev).eval(), config
+
+
