@@ -9,7 +9,9 @@ Names:
   ``DATA_DIR/MNIST/raw`` and ``DATA_DIR/FashionMNIST/raw``.
 - ``cifar10``: the python pickle batches under
   ``DATA_DIR/cifar-10-batches-py`` (read here directly, so files need not
-  match the official checksums; torchvision fetches them on ``download``).
+  match the official checksums; torchvision fetches them on ``download``),
+  with a restricted unpickler (``empirics.safe_pickle``): a batch naming
+  any global beyond numpy arrays and builtins is refused.
 
 Normalisation by ``DatasetInfo.mean/std`` belongs inside the models, so
 rotations and attacks always see pixels in [0, 1].
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from core.errors import UsageError
+from empirics.safe_pickle import load_restricted
 
 SPLITS = ("train", "test")
 MNIST5K_SEED = 0  # fixed: the mnist5k split must never change
@@ -193,10 +196,11 @@ def _load_cifar10(root: Path, split: str, download: bool) -> ImageData:
 def _read_cifar_batch(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="latin1")
+            batch = load_restricted(fh, encoding="latin1")  # numpy arrays and builtins only
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = list(batch["labels"])
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as err:
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError,
+            IndexError, AttributeError) as err:
         raise UsageError(f"cannot read CIFAR-10 batch {path}: {err}") from err
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != data.shape[0]:
         raise UsageError(f"cannot read CIFAR-10 batch {path}: expected 'data' of shape (N, 3072)")
