@@ -12,6 +12,7 @@ import math
 import os
 from pathlib import Path
 
+from core import validate
 from core.errors import UsageError, exit_on_usage_error
 from core.io import atomic_write_json, provenance
 
@@ -24,11 +25,15 @@ def parse_grid(text: str, flag: str, low: float, high: float) -> tuple[float, ..
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
+            if not all(map(math.isfinite, (start, stop, step))):
+                raise UsageError(f"{flag}: START:STOP:STEP must be finite numbers, got {text!r}")
             if not step > 0 or stop < start:
                 raise UsageError(f"{flag}: START:STOP:STEP needs STEP > 0 and STOP >= START, got {text!r}")
+            validate.grid_size((stop - start) / step + 1, flag)
             count = math.floor((stop - start) / step + 1e-9) + 1
             values = tuple(round(start + k * step, 12) for k in range(count))
         else:
+            validate.grid_size(text.count(",") + 1, flag)
             values = tuple(float(v) for v in text.split(","))
     except ValueError as err:
         if isinstance(err, UsageError):
@@ -117,6 +122,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Sizes and paths of the command line, before any work."""
+    validate.count(args.steps, "--steps", 1, validate.MAX_STEPS)
+    validate.count(args.batch_size, "--batch-size", 1, validate.MAX_SAMPLES)
+    if args.n_test is not None:
+        validate.count(args.n_test, "--n-test", 1, validate.MAX_SAMPLES)
+    if args.data_dir is not None:
+        validate.folder_path(args.data_dir, "--data-dir")
+    validate.input_dir(args.run_dir, "RUN_DIR")
+    validate.output_dir(args.run_dir, "RUN_DIR")  # profile.json is written there
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
     with exit_on_usage_error(PROG):
@@ -124,14 +141,10 @@ def main(argv: list[str] | None = None) -> dict:
         epsilons = parse_grid(args.eps, "--eps", 0.0, 1.0)
         if not 0 <= args.test_rotation <= 180:
             raise UsageError(f"--test-rotation must be in [0, 180] degrees, got {args.test_rotation}")
-        if args.steps < 1:
-            raise UsageError(f"--steps must be a positive integer, got {args.steps}")
-        if args.batch_size < 1:
-            raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
-        if not Path(args.run_dir).is_dir():
-            raise UsageError(f"RUN_DIR {args.run_dir} does not exist")
+        check_args(args)
+        device = validate.device(args.device, "--device")
         record = profile_run(args.run_dir, thetas, epsilons, args.test_rotation, args.steps,
-                             args.n_test, args.seed, args.batch_size, args.device, args.data_dir,
+                             args.n_test, args.seed, args.batch_size, device, args.data_dir,
                              progress=not args.quiet)
         atomic_write_json(Path(args.run_dir) / PROFILE, record)
     print(format_table(record))

@@ -11,7 +11,8 @@ import argparse
 import os
 import sys
 
-from core.errors import ArgumentParser, exit_on_usage_error
+from core import validate
+from core.errors import ArgumentParser, UsageError, exit_on_usage_error
 from pipeline.experiments import FIGURE_NAMES, SCALES, figure
 from pipeline.runstore import DEFAULT_ROOT, RunStore
 
@@ -128,11 +129,29 @@ def _cmd_list(args) -> None:
             print(f"    {mark} {run.key}  {label:<22} {run.describe()}{cost}")
 
 
+def check_args(args) -> None:
+    """Paths, device, sizes and the Ray address of the command line, before any work."""
+    trains = args.command in ("run", "all")
+    (validate.output_dir if trains else validate.folder_path)(args.store, "--store")
+    if getattr(args, "out", None) is not None:
+        validate.output_dir(args.out, "--out")
+    if trains:
+        validate.count(args.jobs, "--jobs", 1, validate.MAX_JOBS)
+        validate.finite(args.gpus_per_run, "--gpus-per-run")
+        if args.gpus_per_run < 0:
+            raise UsageError(f"`--gpus-per-run` must be >= 0, got {args.gpus_per_run}")
+        if args.data_dir is not None:
+            (validate.output_dir if args.download else validate.folder_path)(args.data_dir,
+                                                                              "--data-dir")
+        validate.device(args.device, "--device")
+        if args.ray is not None:
+            validate.ray_address(args.ray, "--ray")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     with exit_on_usage_error(PROG):
-        if getattr(args, "jobs", 1) < 1:
-            raise ValueError(f"`--jobs` must be a positive integer, got {args.jobs}")
+        check_args(args)
         {"run": _cmd_run, "plot": _cmd_plot, "all": _cmd_all, "list": _cmd_list}[args.command](args)
     return 0
 

@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from core import validate
 from core.errors import ArgumentParser, exit_on_usage_error
 from pipeline.experiments import SCALES
 from core.io import atomic_write_json, atomic_write_text, provenance
@@ -49,9 +50,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args) -> None:
+    """Paths and sizes of the command line, before any work."""
+    (validate.folder_path if args.no_sweep else validate.output_dir)(args.store, "--store")
+    validate.output_dir(args.out, "--out")
+    validate.folder_path(args.figures, "--figures")
+    if args.data_dir is not None:
+        validate.folder_path(args.data_dir, "--data-dir")
+    validate.count(args.jobs, "--jobs", 1, validate.MAX_JOBS)
+    validate.count(args.resamples, "--resamples", 1, validate.MAX_STEPS)
+
+
 def config_from_args(args) -> VerifyConfig:
     if args.seed < 0:
         raise ValueError(f"argument --seed: must be >= 0, got {args.seed}")
+    check_args(args)
     return VerifyConfig(scale=args.scale, store=args.store, out=args.out,
                         figures_dir=args.figures, jobs=args.jobs, data_dir=args.data_dir,
                         sweep=not args.no_sweep, n_resamples=args.resamples, seed=args.seed)

@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from core import validate
 from core.errors import ArgumentParser, exit_on_usage_error
 from empirics.data import DATASETS
 from empirics.models.registry import MODEL_NAMES
@@ -108,10 +109,28 @@ def config_from_args(args: argparse.Namespace, stored: dict | None = None) -> Tr
     return TrainConfig.from_dict(base)
 
 
+_SIZES = {"epochs": validate.MAX_STEPS, "adv_steps": validate.MAX_STEPS,
+          "batch_size": validate.MAX_SAMPLES, "train_subset": validate.MAX_SAMPLES,
+          "test_subset": validate.MAX_SAMPLES}
+
+
+def check_args(args: argparse.Namespace):
+    """Paths, device and sizes of the command line, before any work; the torch device."""
+    validate.output_dir(args.out, "--out")
+    if hasattr(args, "data_dir"):
+        (validate.output_dir if args.download else validate.folder_path)(args.data_dir,
+                                                                          "--data-dir")
+    for name, high in _SIZES.items():
+        if getattr(args, name, None) is not None:
+            validate.count(getattr(args, name), f"--{name.replace('_', '-')}", 1, high)
+    return validate.device(args.device, "--device")
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
     args = parser().parse_args(argv)
     prog = "python -m empirics.train"
     with exit_on_usage_error(prog):
+        args.device = check_args(args)
         stored = None
         if args.resume and (Path(args.out) / CONFIG).is_file():
             stored = read_config(args.out).to_dict()
