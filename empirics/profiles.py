@@ -298,3 +298,16 @@ def robustness_profile(model: nn.Module, images: Tensor, labels: Tensor, epsilon
                          batch_size=batch_size, progress=progress)
     return RobustnessProfile(result.epsilons, result.broken_at, result.fooled_at,
                              float(test_rotation), steps, int(seed), random_start)
+
+
+def measure(model: nn.Module, images: Tensor, labels: Tensor, thetas, epsilons, steps: int,
+            test_rotations=(0.0,), seed: int = 0, batch_size: int = 500, device=None,
+            progress: bool = False) -> tuple[InvarianceProfile, dict[float, RobustnessProfile]]:
+    """Both profiles of one model: the invariance profile over `thetas` and
+    one PGD-`steps` robustness profile over `epsilons` per test rotation B."""
+    kw = dict(seed=seed, batch_size=batch_size, device=device, progress=progress)
+    invariance = invariance_profile(model, images, labels, thetas, **kw)
+    robustness = {float(b): robustness_profile(model, images, labels, epsilons, steps=steps,
+                                               test_rotation=b, **kw)
+                  for b in test_rotations}
+    return invariance, robustness

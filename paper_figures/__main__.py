@@ -13,8 +13,11 @@ import sys
 
 from core import validate
 from core.errors import ArgumentParser, UsageError, exit_on_usage_error
+from paper_figures.commands import check_names, plot_figure, run_and_plot
+from pipeline import make
 from pipeline.experiments import FIGURE_NAMES, SCALES, figure
 from pipeline.runstore import DEFAULT_ROOT, RunStore
+from pipeline.sweep import RunOptions
 
 PROG = "python -m paper_figures"
 
@@ -76,16 +79,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _options(args):
-    from pipeline.sweep import RunOptions
-
     return RunOptions(args.data_dir, args.download, args.device, not args.quiet)
 
 
 def _cmd_run(args) -> None:
-    from paper_figures.commands import check_names, run_figures
-
     figs = [figure(n, args.scale) for n in check_names(args.figures)]
-    done = run_figures(figs, RunStore(args.store), args.jobs, args.ray, args.gpus_per_run,
+    done = make.ensure(figs, RunStore(args.store), args.jobs, args.ray, args.gpus_per_run,
                        _options(args))
     total = sum(len(f.runs) for f in figs)
     print(f"{len(done)} run(s) trained and profiled into {args.store}; "
@@ -95,16 +94,12 @@ def _cmd_run(args) -> None:
 
 
 def _cmd_plot(args) -> None:
-    from paper_figures.commands import check_names, plot_figure
-
     for name in check_names(args.figures):
         paths = plot_figure(name, args.scale, args.store, args.out)
         print(f"{name}: wrote {', '.join(str(p) for p in paths)}")
 
 
 def _cmd_all(args) -> None:
-    from paper_figures.commands import run_and_plot
-
     status = run_and_plot(FIGURE_NAMES, args.scale, args.store, args.jobs, args.ray,
                           args.gpus_per_run, args.data_dir, args.download, args.out,
                           not args.quiet, args.device)

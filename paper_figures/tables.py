@@ -20,6 +20,9 @@ import io
 import math
 from dataclasses import asdict, dataclass, fields
 
+from core.estimate import Estimate
+from pipeline.experiments import format_eps
+
 Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 
 
@@ -69,7 +72,6 @@ def seeds_text(runs) -> str:
 def pooled(estimates) -> tuple[float, float, float, int]:
     """(mean of the per-seed rates, Wilson 95 % interval of the pooled
     counts, pooled n) of one point's per-seed `Estimate`s."""
-    from core.estimate import Estimate
 
     estimates = list(estimates)
     both = Estimate.from_counts(sum(e.successes for e in estimates),
@@ -150,7 +152,6 @@ def nearest_index(grid, value: float) -> int:
 def curriculum_rows(fig, records) -> list[Row]:
     """Per run: clean, rotated (largest theta) and PGD accuracy at the final
     curriculum eps (bars), and (invariance AUC, robustness AUC) (auc)."""
-    from pipeline.experiments import format_eps
 
     final_eps = max(r.train.adv_eps for r in fig.runs)
     rows = []

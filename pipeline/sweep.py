@@ -20,6 +20,7 @@ training checkpoints every epoch and the next sweep resumes from there.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -28,9 +29,15 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Callable
 
+import torch
 from tqdm.auto import tqdm
 
-from pipeline.runstore import RunStore
+from core.device import pick_device
+from empirics.data import ImageData, test_subset
+from empirics.models.registry import relative_cost
+from empirics.profiles import measure
+from empirics.train import load_model, train
+from pipeline.runstore import METRICS_FILE, PROFILES_FILE, RunStore
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,10 @@ class RunOptions:
         return replace(self, progress=False, threads=threads)
 
 
-def profile_data(spec, data_dir: str | None = None, download: bool = False):
+def test_data(spec, data_dir: str | None = None, download: bool = False) -> ImageData:
     """The test images a run's profiles are measured on: a stratified subset
     of `spec.n_test` test images drawn with `spec.profile_seed`."""
-    from empirics.data import load
-
-    test = load(spec.train.dataset, "test", data_dir, download)
-    return test.subset(min(spec.n_test, len(test)), seed=spec.profile_seed)
+    return test_subset(spec.train.dataset, spec.n_test, spec.profile_seed, data_dir, download)
 
 
 def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> str:
@@ -62,13 +66,7 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
     store = RunStore(store_root)
     if store.is_done(spec):
         return spec.key
-    from core.device import pick_device
-    from empirics.profiles import invariance_profile, robustness_profile
-    from empirics.train import load_model, train
-
     if options.threads is not None:
-        import torch
-
         torch.set_num_threads(options.threads)
     start, cpu_start = time.perf_counter(), time.process_time()
     device = pick_device(options.device)
@@ -77,12 +75,10 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
     train(config, folder, resume=True, device=device, progress=options.progress,
           download=options.download)
     model, _ = load_model(folder, device=device)
-    test = profile_data(spec, options.data_dir, options.download)
-    kw = dict(seed=spec.profile_seed, device=device, progress=options.progress)
-    invariance = invariance_profile(model, test.images, test.labels, spec.thetas, **kw)
-    robustness = {b: robustness_profile(model, test.images, test.labels, spec.epsilons,
-                                        steps=spec.pgd_steps, test_rotation=b, **kw)
-                  for b in spec.test_rotations}
+    test = test_data(spec, options.data_dir, options.download)
+    invariance, robustness = measure(model, test.images, test.labels, spec.thetas, spec.epsilons,
+                                     spec.pgd_steps, spec.test_rotations, seed=spec.profile_seed,
+                                     device=device, progress=options.progress)
     store.save_profiles(spec, invariance, robustness, time.perf_counter() - start,
                         time.process_time() - cpu_start)
     return spec.key
@@ -110,12 +106,6 @@ def run_sweep(specs, store: RunStore, jobs: int = 1, ray_address: str | None = N
     return _run_pool(todo, root, jobs, options, run_fn)
 
 
-# Rough cost of one training image (forward + backward) relative to a StdCNN,
-# measured on CPU on mnist5k; only used to start the longest runs first.
-RELATIVE_COST = {"stdcnn": 1.0, "p4cnn": 6.0, "lenet": 5.0, "vgg16": 40.0,
-                 "p4vgg16": 160.0, "resnet": 80.0}
-
-
 def estimated_cost(spec) -> float:
     """Relative cost of a run: training passes plus profile attack passes."""
     t = spec.train
@@ -123,7 +113,7 @@ def estimated_cost(spec) -> float:
     n_train = t.train_subset or 4000
     passes = t.epochs * n_train * (1 + (t.adv_steps if attacked else 0))
     profile = spec.n_test * spec.pgd_steps * len(spec.epsilons) / 4
-    return RELATIVE_COST.get(t.model, 1.0) * (passes + profile)
+    return relative_cost(t.model) * (passes + profile)
 
 
 def by_cost(specs) -> list:
@@ -139,10 +129,6 @@ def threads_per_job(jobs: int) -> int:
 def _report(bar, spec, root: str) -> None:
     """Name the run just finished (and its wall time) on the sweep bar, or as a
     plain line when there is no bar (a log file, not a terminal)."""
-    import json
-
-    from pipeline.runstore import PROFILES_FILE
-
     bar.update(1)
     line = f"done {spec.key} {spec.describe()}"
     try:
@@ -158,10 +144,6 @@ def _report(bar, spec, root: str) -> None:
 
 def _in_flight(root: str, specs) -> str:
     """'model theta/eps: epoch k/E' for each started run, read from its metrics.json."""
-    import json
-
-    from pipeline.runstore import METRICS_FILE
-
     parts = []
     for spec in specs:
         folder = RunStore(root).run_dir(spec)

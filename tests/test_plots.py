@@ -13,7 +13,7 @@ from empirics.profiles import InvarianceProfile, RobustnessProfile
 from pipeline.runstore import MissingRunError, RunStore
 from paper_figures import tables
 from paper_figures.__main__ import main
-from paper_figures.commands import build, plot_figure
+from paper_figures.commands import build, figure_current, plot_figure
 
 N = 40  # synthetic test points per run
 
@@ -158,3 +158,18 @@ def test_seeds_pool_into_one_line_per_series_value(tmp_path, fig1):
     text = tables.to_csv(rows)  # round trip (rows hold NaNs, so compare the text)
     assert tables.to_csv(tables.from_csv(text)) == text and ",0,1,2\n" not in text
     assert '"0,1,2"' in text
+
+
+def test_a_figure_goes_stale_when_a_record_it_was_drawn_from_changes(tmp_path, fig1):
+    store, out = RunStore(tmp_path / "store"), tmp_path / "out"
+    fill(store, fig1)
+    assert not figure_current(fig1, store, out)  # nothing drawn yet
+    plot_figure("fig1", "quick", store, out, command="test")
+    assert figure_current(fig1, store, out)
+    # the same runs, one of them measured again with other outcomes
+    run = fig1.runs[3]
+    inv, rob = synthetic_profiles(run, 3, seed=99)
+    store.save_profiles(run, inv, rob, seconds=0.0)
+    assert not figure_current(fig1, store, out)
+    plot_figure("fig1", "quick", store, out, command="test")
+    assert figure_current(fig1, store, out)

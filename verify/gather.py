@@ -1,8 +1,8 @@
 """Pull the checks' inputs out of finished runs (`RunRecord`s of the store).
 
 Everything here turns stored profiles into the plain arrays `verify.checks`
-takes, or re-measures what the stored profiles do not hold (PGD at the
-paper's quoted eps values) on the very test subset the sweep used.
+takes; re-measuring (PGD at the paper's quoted eps values) belongs to
+`pipeline.make.remeasure_pgd`.
 """
 from __future__ import annotations
 
@@ -100,25 +100,6 @@ def find(records, **want):
                 return False
         return True
     return sorted((r for r in records if ok(r)), key=lambda r: r.spec.train.seed)
-
-
-def profile_subset(spec, data_dir: str | None = None):
-    """The test images a run's profiles were measured on."""
-    from empirics.data import load
-    test = load(spec.train.dataset, "test", data_dir)
-    return test.subset(min(spec.n_test, len(test)), seed=spec.profile_seed)
-
-
-def pgd_at(record, epsilons, steps: int = 40, data_dir: str | None = None,
-           device=None, progress: bool = False):
-    """A fresh robustness profile (B = 0) of a stored run at `epsilons`."""
-    from empirics.profiles import robustness_profile
-    from empirics.train import load_model
-    model, _ = load_model(record.run_dir, device=device)
-    test = profile_subset(record.spec, data_dir)
-    return robustness_profile(model, test.images, test.labels, sorted(set(epsilons)),
-                              steps=steps, seed=record.spec.profile_seed, device=device,
-                              progress=progress)
 
 
 def curriculum_outcomes(record, eps: float, theta: float | None = None) -> tuple[dict, dict]:

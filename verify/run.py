@@ -15,12 +15,22 @@ from typing import Callable
 
 import numpy as np
 
-from verify import checks, gather
+from core.errors import UsageError
+from core.estimate import Estimate
+from empirics.train import load_model
+from pipeline import make
+from pipeline.experiments import SCALES, figure
+from pipeline.runstore import RunStore
+from pipeline.sweep import RunOptions
+from theory.classifiers import KINDS, MODES
+from verify import checks, gather, stats
+from verify.corollary import interior, rot90_attack_outcome
 from verify.result import CheckResult
 
 MNIST_FIGURES = ("fig1", "fig3", "fig5", "curriculum")
+CHECK_RUNS = ("corollary",)  # declared runs only a check reads
 COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
-P4_EPOCHS, P4_LR = 6, 3e-3  # ~0.86 test accuracy after 5 epochs on mnist5k, ~15 s on 2 cores
+
 
 READINGS = (
     "Claims (i), (ii): Spearman's rho between the training knob and each model's profile AUC "
@@ -69,7 +79,6 @@ class VerifyConfig:
     corollary_steps: int = 20
 
     def __post_init__(self):
-        from pipeline.experiments import SCALES
         if self.scale not in SCALES:
             raise ValueError(f"`scale` must be one of {SCALES}, got {self.scale!r}.")
         for name in ("jobs", "n_resamples", "quoted_steps", "corollary_points", "corollary_steps"):
@@ -115,24 +124,15 @@ class Runs:
     """The finished runs of each declared figure, loaded on demand."""
 
     def __init__(self, config: VerifyConfig):
-        from pipeline.runstore import RunStore
         self.config, self.store, self._cache = config, RunStore(config.store), {}
 
     def figure(self, name: str):
-        from pipeline.experiments import figure
         return figure(name, self.config.scale)
 
     def records(self, name: str) -> list:
-        """Every run of figure `name`; UsageError naming the missing ones."""
+        """Every run of declaration `name` (`pipeline.make.records`)."""
         if name not in self._cache:
-            fig = self.figure(name)
-            missing = self.store.missing(fig.runs)
-            if missing:
-                from core.errors import UsageError
-                raise UsageError(f"{len(missing)} of {len(fig.runs)} runs of {name} are not in "
-                                 f"{self.store.root} (run: python -m paper_figures run {name} "
-                                 f"--scale {self.config.scale})")
-            self._cache[name] = [self.store.load(spec) for spec in fig.runs]
+            self._cache[name] = make.records(self.figure(name), self.store)
         return self._cache[name]
 
 
@@ -155,7 +155,6 @@ def _chance_caveat(labels_acc: dict, num_classes: int = 10) -> str | None:
 def _with_clean(results, sweep, config: VerifyConfig) -> tuple:
     """Add each model's clean accuracy (and a caveat for near-chance ones);
     robustness rows also get the trend of 1 - fooling rate (paper, Sec. 2)."""
-    from verify import stats
     acc = {f"{x:g}": a for x, a in zip(sweep.x, sweep.clean_accuracy)}
     extra = {"clean_accuracy": acc}
     caveat = _chance_caveat(acc)
@@ -189,7 +188,6 @@ def claim_ii_checks(runs: Runs) -> tuple:
 def _stdcnn(runs: Runs, theta: float):
     found = gather.find(runs.records("fig1"), train_rotation=theta)
     if not found:
-        from core.errors import UsageError
         raise UsageError(f"fig1 has no StdCNN trained at theta = {theta:g}")
     return found[0]
 
@@ -203,8 +201,8 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
         rec = _stdcnn(runs, theta)
         readings = {"pixel": eps, "normalised": round(eps * std, 6)}
         say(f"quoted numbers: PGD-{cfg.quoted_steps} on the theta = {theta:g} StdCNN ...")
-        prof = gather.pgd_at(rec, [0.0, *readings.values()], steps=cfg.quoted_steps,
-                             data_dir=cfg.data_dir, progress=sys.stderr.isatty())
+        prof = make.remeasure_pgd(rec, [0.0, *readings.values()], steps=cfg.quoted_steps,
+                                  data_dir=cfg.data_dir, progress=sys.stderr.isatty())
         correct = checks.correct_by_eps(len(prof.epsilons), prof.broken_at)  # (E, n)
         stored = rec.robustness[0.0]
         for reading, e_pix in readings.items():
@@ -221,8 +219,6 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
 
 
 def theorem_checks(theory_result: dict) -> tuple:
-    from theory.classifiers import KINDS, MODES
-    from core.estimate import Estimate
     trained = {f"{k}_{m}" for k in KINDS for m in MODES}
     rows = {c["name"]: c for c in theory_result["classifiers"] if c["name"] in trained}
     if len(rows) != len(trained):
@@ -286,39 +282,21 @@ def curriculum_checks(runs: Runs) -> list[CheckResult]:
 
 
 def invariant_p4cnn(runs: Runs):
-    """A P4CNN with the invariant head: from the store if some declared run
-    has one, else trained briefly (P4_EPOCHS epochs) into the store. Returns
-    (model, a sentence saying which)."""
-    from pipeline.runspec import config_hash
-    from empirics.train import TrainConfig, load_model, train
-    for name in MNIST_FIGURES:
-        try:
-            recs = runs.records(name)
-        except Exception:  # noqa: BLE001 - a missing figure just is not a source
-            continue
-        for r in recs:
-            if r.spec.train.model == "p4cnn" and ("invariant_head", True) in r.spec.train.model_kwargs:
-                return load_model(r.run_dir)[0], f"P4CNN invariant head from run {r.spec.key}"
-    cfg = TrainConfig(model="p4cnn", dataset=runs.figure("fig1").dataset, epochs=P4_EPOCHS,
-                      lr=P4_LR, model_kwargs=(("invariant_head", True),),
-                      data_dir=runs.config.data_dir)
-    folder = Path(runs.config.store) / f"verify-p4cnn-invariant-{config_hash(cfg.to_dict())}"
-    say(f"P4CNN with the invariant head for the corollary: {P4_EPOCHS} epochs into {folder} "
-        "(reused if there)")
-    result = train(cfg, folder, resume=True, progress=sys.stderr.isatty())
-    acc = result.epochs[-1].test_accuracy
-    return load_model(folder)[0], (f"P4CNN invariant head trained {P4_EPOCHS} epochs (Adam "
-                                   f"{P4_LR:g}) by verify "
-                                   f"({folder.name}, test accuracy {acc:.3f})")
+    """The declared P4CNN with the invariant head (`pipeline.experiments`
+    "corollary") and a sentence saying which run it is."""
+    rec = runs.records("corollary")[0]
+    t = rec.spec.train
+    acc = rec.metrics.get("epochs", [{}])[-1].get("test_accuracy", float("nan"))
+    return load_model(rec.run_dir)[0], (f"P4CNN invariant head trained {t.epochs} epochs (Adam "
+                                        f"{t.lr:g}), declared run {rec.spec.key} (test "
+                                        f"accuracy {acc:.3f})")
 
 
 def corollary_checks(runs: Runs) -> list[CheckResult]:
     """Sec. 1.1: PGD (no random start) on x and rot90(x), float64."""
-    from verify.corollary import interior, rot90_attack_outcome
-    from empirics.train import load_model
     cfg = runs.config
     std = {theta: _stdcnn(runs, theta) for theta in (0.0, 180.0)}  # fig1 first: cheap to miss
-    images = gather.profile_subset(std[0.0].spec, cfg.data_dir).images[:cfg.corollary_points]
+    images = make.test_data(std[0.0].spec, cfg.data_dir).images[:cfg.corollary_points]
     model, source = invariant_p4cnn(runs)
     kw = {"steps": cfg.corollary_steps, "tol": 1e-9}
     cases = [("p4cnn_invariant_head", "P4CNN, invariant head, raw test images", model, images,
@@ -349,53 +327,25 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
 
 # ------------------------------------------------------------ the pipeline
 def theory_result(config: VerifyConfig) -> dict:
-    """The Theorem 1 check as the theorem1 figure declares it at this scale,
-    read from the run store where `paper_figures` keeps it (run and stored
-    there if absent)."""
-    import json
-    from pipeline.experiments import figure
-    from pipeline.runstore import RunStore
-    from paper_figures.commands import run_theory, theory_result_path
+    """The Theorem 1 check as the theorem1 declaration states it at this
+    scale, from the run store (`pipeline.make` runs it there if absent)."""
     fig, store = figure("theorem1", config.scale), RunStore(config.store)
-    run_theory(fig, store, progress=sys.stderr.isatty())
-    return json.loads(theory_result_path(store, fig).read_text())
+    make.ensure([fig], store, options=RunOptions(progress=sys.stderr.isatty()))
+    return make.theorem_result(fig, store)
 
 
-def _figure_current(fig, out: Path) -> bool:
-    """True when FIGURES/SCALE already holds `fig` drawn from exactly its runs."""
-    import json
-    try:
-        meta = json.loads((out / f"{fig.name}.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (out / f"{fig.name}.png").is_file() and meta.get("run_keys") == list(fig.keys)
-
-
-def run_sweeps(config: VerifyConfig, command: str | None = None) -> dict:
-    """Train and profile whatever the figures the checks use still miss, and
-    draw the figures that are missing or stale in FIGURES/SCALE (figures
-    drawn from the same runs are left as they are).
-    Returns {figure: "plotted" | "up to date" | "skipped: why"}."""
-    from pipeline.experiments import figure
-    from pipeline.runstore import RunStore
-    from pipeline.sweep import RunOptions
-    from paper_figures.commands import plot_figure, run_figures, unavailable
-    store, out = RunStore(config.store), Path(config.figures_dir) / config.scale
-    status, ready = {}, []
-    for name in (*MNIST_FIGURES, "theorem1"):
+def make_missing(config: VerifyConfig) -> dict:
+    """Ask the pipeline for every run the checks read (it trains and
+    profiles what the store lacks). Returns {declaration: "ready" | "skipped: why"}."""
+    store, status, ready = RunStore(config.store), {}, []
+    for name in (*MNIST_FIGURES, *CHECK_RUNS):
         fig = figure(name, config.scale)
-        why = unavailable(fig, config.data_dir, False)
-        status[name] = f"skipped: {why}" if why else None
+        why = make.available(fig, config.data_dir, False)
+        status[name] = f"skipped: {why}" if why else "ready"
         if why is None:
             ready.append(fig)
-    run_figures(ready, store, config.jobs,
+    make.ensure(ready, store, config.jobs,
                 options=RunOptions(config.data_dir, progress=sys.stderr.isatty()))
-    for fig in ready:
-        if _figure_current(fig, out):
-            status[fig.name] = "up to date"
-        else:
-            plot_figure(fig.name, config.scale, store, out, command)
-            status[fig.name] = "plotted"
     return status
 
 
@@ -407,12 +357,11 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
     results_t = guarded("theorem1", checks.THEOREM_REF, "Theorem 1 on learned classifiers",
                         lambda: theorem_checks(theory.setdefault("r", theory_result(config))))
     if config.sweep:
-        say(f"2/4 sweeps for {', '.join(MNIST_FIGURES)} at scale {config.scale} "
+        say(f"2/4 sweeps for {', '.join(MNIST_FIGURES + CHECK_RUNS)} at scale {config.scale} "
             f"(reusing {config.store}) ...")
         try:
-            status = run_sweeps(config, command="python -m paper_figures all --scale "
-                                f"{config.scale}")
-            say("figures: " + ", ".join(f"{n} {w}" for n, w in status.items()))
+            status = make_missing(config)
+            say("runs: " + ", ".join(f"{n} {w}" for n, w in status.items()))
             notes += [f"{name}: {what}" for name, what in status.items() if what.startswith("skip")]
         except Exception as err:  # noqa: BLE001 - the checks say what is missing
             notes.append(f"the sweep step failed ({type(err).__name__}: {err}); checks use "
