@@ -8,43 +8,20 @@ Grids are `start:stop:step` (stop included), a comma list, or one number.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 
 from core import validate
-from core.errors import UsageError, exit_on_usage_error
+from core.device import pick_device
+from core.errors import ArgumentParser, UsageError, exit_on_usage_error
+from core.grids import parse_grid
 from core.io import atomic_write_json, provenance
+from empirics.data import load
+from empirics.profiles import InvarianceProfile, RobustnessProfile, measure
+from empirics.train import load_model
 
 PROG = "python -m empirics.profile"
 PROFILE = "profile.json"
-
-
-def parse_grid(text: str, flag: str, low: float, high: float) -> tuple[float, ...]:
-    """'0:180:15' -> (0, 15, ..., 180); '0,0.1,0.3' -> (0, 0.1, 0.3); values in [low, high]."""
-    try:
-        if ":" in text:
-            start, stop, step = (float(v) for v in text.split(":"))
-            if not all(map(math.isfinite, (start, stop, step))):
-                raise UsageError(f"{flag}: START:STOP:STEP must be finite numbers, got {text!r}")
-            if not step > 0 or stop < start:
-                raise UsageError(f"{flag}: START:STOP:STEP needs STEP > 0 and STOP >= START, got {text!r}")
-            validate.grid_size((stop - start) / step + 1, flag)
-            count = math.floor((stop - start) / step + 1e-9) + 1
-            values = tuple(round(start + k * step, 12) for k in range(count))
-        else:
-            validate.grid_size(text.count(",") + 1, flag)
-            values = tuple(float(v) for v in text.split(","))
-    except ValueError as err:
-        if isinstance(err, UsageError):
-            raise
-        raise UsageError(f"{flag}: expected START:STOP:STEP or comma-separated numbers, "
-                         f"got {text!r}") from None
-    if any(not (low <= v <= high) for v in values):
-        raise UsageError(f"{flag}: values must lie in [{low:g}, {high:g}], got {text!r}")
-    if any(b <= a for a, b in zip(values, values[1:])):
-        raise UsageError(f"{flag}: values must be strictly increasing, got {text!r}")
-    return values
 
 
 def profile_run(run_dir: str | os.PathLike, thetas, epsilons, test_rotation: float = 0.0,
@@ -53,10 +30,6 @@ def profile_run(run_dir: str | os.PathLike, thetas, epsilons, test_rotation: flo
                 progress: bool = False) -> dict:
     """Both profiles of the run in `run_dir` on its data set's test split
     (a stratified subset of `n_test` images if given); the profile.json record."""
-    from empirics.data import load
-    from core.device import pick_device
-    from empirics.train import load_model
-
     dev = pick_device(device)
     model, config = load_model(run_dir, dev)
     data = load(config.dataset, "test", data_dir or config.data_dir)
@@ -64,15 +37,11 @@ def profile_run(run_dir: str | os.PathLike, thetas, epsilons, test_rotation: flo
         if not 1 <= n_test <= len(data):
             raise UsageError(f"--n-test must be in [1, {len(data)}], got {n_test}")
         data = data.subset(n_test, seed=0)
-    from empirics.profiles import invariance_profile, robustness_profile
-
-    inv = invariance_profile(model, data.images, data.labels, thetas, seed=seed,
-                             batch_size=batch_size, device=dev, progress=progress)
-    rob = robustness_profile(model, data.images, data.labels, epsilons, steps=steps,
-                             test_rotation=test_rotation, seed=seed, batch_size=batch_size,
-                             device=dev, progress=progress)
+    inv, rob = measure(model, data.images, data.labels, thetas, epsilons, steps, (test_rotation,),
+                       seed=seed, batch_size=batch_size, device=dev, progress=progress)
     return {"run_dir": str(run_dir), "n_test": len(data), "train_config": config.to_dict(),
-            "invariance": inv.to_dict(), "robustness": rob.to_dict(), "provenance": provenance()}
+            "invariance": inv.to_dict(), "robustness": rob[float(test_rotation)].to_dict(),
+            "provenance": provenance()}
 
 
 def _cell(est) -> str:
@@ -81,7 +50,6 @@ def _cell(est) -> str:
 
 def format_table(record: dict) -> str:
     """A readable table of both profiles of a profile.json record."""
-    from empirics.profiles import InvarianceProfile, RobustnessProfile
 
     inv = InvarianceProfile.from_dict(record["invariance"])
     rob = RobustnessProfile.from_dict(record["robustness"])
@@ -98,8 +66,6 @@ def format_table(record: dict) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from core.errors import ArgumentParser
-
     p = ArgumentParser(prog=PROG, description="Measure the rotation-invariance profile and the "
                        "PGD robustness profile of a trained run; writes RUN_DIR/profile.json "
                        "and prints a table.")

@@ -16,6 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from core.grids import check_grid
+from empirics.train import TrainConfig
+
 KEY_HEX_DIGITS = 16
 NOT_IDENTITY = ("data_dir",)  # TrainConfig fields that do not change what a run computes
 
@@ -52,15 +55,6 @@ def train_config_dict(config: Any) -> dict:
     raise TypeError("`train` must be a TrainConfig (a dataclass with to_dict())")
 
 
-def _float_tuple(values, name: str, low: float, high: float) -> tuple[float, ...]:
-    out = tuple(float(v) for v in values)
-    if not out or any(not low <= v <= high for v in out):
-        raise ValueError(f"`{name}` must be a non-empty sequence of numbers in [{low}, {high}]")
-    if list(out) != sorted(set(out)):
-        raise ValueError(f"`{name}` must be strictly increasing")
-    return out
-
-
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a figure: train `train`, then measure on `n_test` test
@@ -79,9 +73,9 @@ class RunSpec:
     def __post_init__(self):
         train_config_dict(self.train)  # raises TypeError for anything else
         set_ = object.__setattr__
-        set_(self, "thetas", _float_tuple(self.thetas, "thetas", 0.0, 180.0))
-        set_(self, "epsilons", _float_tuple(self.epsilons, "epsilons", 0.0, 1.0))
-        set_(self, "test_rotations", _float_tuple(self.test_rotations, "test_rotations", 0.0, 180.0))
+        set_(self, "thetas", check_grid(self.thetas, "thetas", 0.0, 180.0))
+        set_(self, "epsilons", check_grid(self.epsilons, "epsilons", 0.0, 1.0))
+        set_(self, "test_rotations", check_grid(self.test_rotations, "test_rotations", 0.0, 180.0))
         for name in ("pgd_steps", "n_test"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -99,7 +93,7 @@ class RunSpec:
     def from_dict(cls, d: dict, train_type: type | None = None) -> "RunSpec":
         """Inverse of to_dict; `train_type` defaults to empirics.train.TrainConfig."""
         if train_type is None:
-            from empirics.train import TrainConfig as train_type
+            train_type = TrainConfig
         train = (train_type.from_dict(d["train"]) if hasattr(train_type, "from_dict")
                  else train_type(**d["train"]))
         return cls(train, tuple(d["thetas"]), tuple(d["epsilons"]), int(d["pgd_steps"]),

@@ -38,14 +38,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.errors import UsageError
 from core.io import atomic_write_json, provenance
-
-if TYPE_CHECKING:  # imported lazily: the store itself needs no torch models
-    from pipeline.experiments import RunSpec
-    from empirics.profiles import InvarianceProfile, RobustnessProfile
+from empirics.profiles import InvarianceProfile, RobustnessProfile
+from pipeline.runspec import RunSpec
 
 DEFAULT_ROOT = "run_store"
 SPEC_FILE = "spec.json"
@@ -61,9 +59,9 @@ class MissingRunError(UsageError):
 class RunRecord:
     """Everything the store holds about one finished run."""
 
-    spec: "RunSpec"
+    spec: RunSpec
     metrics: dict
-    invariance: "InvarianceProfile"
+    invariance: InvarianceProfile
     robustness: dict  # float B (test rotation, degrees) -> RobustnessProfile
     seconds: float  # wall time of the call that trained and profiled it
     run_dir: Path
@@ -79,11 +77,11 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
 
-    def run_dir(self, spec: "RunSpec") -> Path:
+    def run_dir(self, spec: RunSpec) -> Path:
         """The run's folder (training checkpoint and profiles)."""
         return self.root / spec.key
 
-    def prepare(self, spec: "RunSpec") -> Path:
+    def prepare(self, spec: RunSpec) -> Path:
         """Create the run folder and record its spec; return the folder."""
         folder = self.run_dir(spec)
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +89,7 @@ class RunStore:
             atomic_write_json(folder / SPEC_FILE, {"key": spec.key, "spec": spec.to_dict()})
         return folder
 
-    def is_done(self, spec: "RunSpec") -> bool:
+    def is_done(self, spec: RunSpec) -> bool:
         """True when the run's profiles are stored (the last write of a run)."""
         payload = self._read_profiles(spec)
         return payload is not None
@@ -105,7 +103,7 @@ class RunStore:
             seen.add(spec.key)
         return out
 
-    def save_profiles(self, spec: "RunSpec", invariance, robustness: dict,
+    def save_profiles(self, spec: RunSpec, invariance, robustness: dict,
                       seconds: float, cpu_seconds: float | None = None) -> Path:
         """Store the measured profiles atomically; this marks the run done.
         `robustness` maps test rotation B -> profile; profiles need `to_dict()`.
@@ -126,12 +124,11 @@ class RunStore:
         atomic_write_json(path, payload)
         return path
 
-    def load(self, spec: "RunSpec") -> RunRecord:
+    def load(self, spec: RunSpec) -> RunRecord:
         """The finished run; MissingRunError if it is not done."""
         payload = self._read_profiles(spec)
         if payload is None:
             raise MissingRunError(f"run {spec.key} ({spec.describe()}) is not in {self.root}")
-        from empirics.profiles import InvarianceProfile, RobustnessProfile
 
         folder = self.run_dir(spec)
         metrics_path = folder / METRICS_FILE
@@ -143,7 +140,7 @@ class RunStore:
                          robustness, float(payload.get("seconds", 0.0)), folder,
                          None if cpu is None else float(cpu))
 
-    def _read_profiles(self, spec: "RunSpec") -> dict[str, Any] | None:
+    def _read_profiles(self, spec: RunSpec) -> dict[str, Any] | None:
         path = self.run_dir(spec) / PROFILES_FILE
         try:
             payload = json.loads(path.read_text())
