@@ -135,12 +135,7 @@ def figure_current(fig: FigureSpec, store: RunStore, out_dir: str | os.PathLike)
     """True when `out_dir` holds `fig` drawn from exactly the results the
     store holds now (same runs, same stored records)."""
     out = Path(out_dir)
-    try:
-        meta = json.loads((out / f"{fig.name}.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return ((out / f"{fig.name}.png").is_file() and meta.get("run_keys") == list(fig.keys)
-            and meta.get("records_digest") == make.records_digest(fig, store))
+    return (out / f"{fig.name}.png").is_file() and make.is_current(fig, store, out / f"{fig.name}.json")
 
 
 def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str = "run_store",

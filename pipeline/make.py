@@ -15,7 +15,8 @@ never train or measure by themselves:
 - `remeasure_pgd(record, epsilons, steps, data_dir)`: a fresh robustness
   profile of a stored run on those same images (the quoted numbers).
 - `records_digest(fig, store)`: a hash of every stored result a figure is
-  drawn from, so that a drawn figure knows when it went stale.
+  drawn from, so that a drawn figure knows when it went stale;
+  `is_current(fig, store, meta_path)` compares a product's record of it.
 """
 from __future__ import annotations
 
@@ -118,3 +119,15 @@ def records_digest(fig: FigureSpec, store: RunStore) -> str:
         except OSError:
             h.update(b"missing")
     return h.hexdigest()[:16]
+
+
+def is_current(fig: FigureSpec, store: RunStore, meta_path: str | Path) -> bool:
+    """True when the JSON at `meta_path` (written next to a product drawn
+    from `fig`, such as a figure) names exactly `fig`'s runs and the digest
+    of the records the store holds for them now."""
+    try:
+        meta = json.loads(Path(meta_path).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(meta, dict) and meta.get("run_keys") == list(fig.keys)
+            and meta.get("records_digest") == records_digest(fig, store))

@@ -334,6 +334,19 @@ def theory_result(config: VerifyConfig) -> dict:
     return make.theorem_result(fig, store)
 
 
+def stale_figures(config: VerifyConfig) -> list[str]:
+    """Notes on the figures of FIGURES/SCALE that were not drawn from the
+    records the checks read (verify never draws; `python -m paper_figures all` does)."""
+    store, out, notes = RunStore(config.store), Path(config.figures_dir) / config.scale, []
+    for name in (*MNIST_FIGURES, "theorem1"):
+        fig = figure(name, config.scale)
+        if (out / f"{name}.png").is_file() and not make.is_current(fig, store, out / f"{name}.json"):
+            notes.append(f"{name}: the figure in {out} was drawn from other records than these "
+                         f"checks read; redraw it with `python -m paper_figures all --scale "
+                         f"{config.scale}`")
+    return notes
+
+
 def make_missing(config: VerifyConfig) -> dict:
     """Ask the pipeline for every run the checks read (it trains and
     profiles what the store lacks). Returns {declaration: "ready" | "skipped: why"}."""
@@ -369,6 +382,7 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
             say(f"sweeps: ERROR {type(err).__name__}: {err}")
     else:
         say("2/4 sweeps skipped (--no-sweep): using the run store as it is")
+    notes += stale_figures(config)
     say("3/4 checks ...")
     runs = Runs(config)
     results += guarded("claim_i_stdcnn", checks.CLAIM_I_REF, "claim (i), StdCNN",
