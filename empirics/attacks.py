@@ -10,6 +10,12 @@ model), iterates are clamped to [0, 1], the default step size is
 2.5 * eps / steps, the model runs in eval mode with parameter gradients off
 during an attack and is restored afterwards. Losses are summed over the
 batch, so each sample's gradient does not depend on the rest of the batch.
+
+Devices: every attack computes on the model's device (`model_device`) and
+accepts inputs on any device; `pgd` and `fgsm` return on the input's device.
+Inputs are validated once per call; the steps themselves read nothing back
+to the host (on CUDA no step waits for the GPU), except where noted in
+`pgd_profile`.
 """
 from __future__ import annotations
 
@@ -38,8 +44,8 @@ class LinfBall:
 
     def random_perturb(self, generator: torch.Generator | None = None) -> Tensor:
         device = generator.device if generator is not None else self.x0.device
-        u = torch.rand(self.x0.shape, generator=generator, device=device,
-                       dtype=self.x0.dtype).to(self.x0.device)  # (B, C, H, W)
+        u = to_device(torch.rand(self.x0.shape, generator=generator, device=device,
+                                 dtype=self.x0.dtype), self.x0.device)  # (B, C, H, W)
         return self.project(self.x0 + (2 * u - 1) * self.eps)
 
     def step(self, x: Tensor, grad: Tensor, step_size: Tensor) -> Tensor:
@@ -81,19 +87,46 @@ def attack_mode(model: nn.Module):
             p.requires_grad_(flag)
 
 
-def _per_sample(value, n: int, like: Tensor, name: str) -> Tensor:
-    """A float or (n,) tensor as a float64 (n,) tensor, checked to lie in [0, 1]."""
-    t = torch.as_tensor(value, dtype=torch.float64, device=like.device)
+def model_device(model: nn.Module, default: torch.device | None = None) -> torch.device:
+    """The device of the model's first parameter (or buffer); `default`
+    (else CPU) for a model without either."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return default if default is not None else torch.device("cpu")
+
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """`t` on `device`; a copy from the CPU does not wait for the GPU to
+    finish queued work (no host synchronisation)."""
+    if t.device == device:
+        return t
+    return t.to(device, non_blocking=t.device.type == "cpu")
+
+
+def _per_sample(value, n: int, like: Tensor, name: str, validate: bool = True) -> Tensor:
+    """A float or (n,) tensor as a float64 (n,) tensor on like's device,
+    checked to lie in [0, 1] (a float on the host; a tensor with one
+    read-back, skipped when `validate` is False)."""
+    if not isinstance(value, (int, float)):
+        t = torch.as_tensor(value).detach().to(torch.float64)
+        t = to_device(t, like.device)
+    else:
+        v = float(value)
+        if not 0 <= v <= 1:
+            raise ValueError(f"`{name}` must lie in [0, 1] (pixel space).")
+        return to_device(torch.full((n,), v, dtype=torch.float64), like.device)
     if t.dim() == 0:
         t = t.expand(n)
     if t.shape != (n,):
         raise ValueError(f"`{name}` must be a float or a tensor of shape ({n},), got {tuple(t.shape)}.")
-    if not bool(((t >= 0) & (t <= 1)).all()):
+    if validate and not bool(((t >= 0) & (t <= 1)).all()):
         raise ValueError(f"`{name}` must lie in [0, 1] (pixel space).")
     return t
 
 
-def _check_args(x: Tensor, steps: int, loss: str, labels: str) -> None:
+def _check_args(x: Tensor, steps: int, loss: str, labels: str, validate: bool = True) -> None:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"`steps` must be an integer >= 1, got {steps!r}.")
     if loss not in LOSSES:
@@ -102,7 +135,7 @@ def _check_args(x: Tensor, steps: int, loss: str, labels: str) -> None:
         raise ValueError(f"`labels` must be one of {LABELS}, got {labels!r}.")
     if x.dim() < 2 or x.numel() == 0:
         raise ValueError("`x` must be a non-empty batch (B, ...).")
-    if bool(x.min() < 0) or bool(x.max() > 1):
+    if validate and bool(((x < 0) | (x > 1)).any()):  # one read-back
         raise ValueError("`x` must lie in [0, 1] (pixel space).")
 
 
@@ -110,7 +143,11 @@ def _step_sizes(step_size, eps: Tensor, steps: int) -> Tensor:
     """Per-sample step sizes, float64: 2.5 * eps / steps unless given."""
     if step_size is None:
         return 2.5 * eps / steps
-    t = torch.as_tensor(step_size, dtype=torch.float64, device=eps.device).expand(eps.shape)
+    if not isinstance(step_size, Tensor):
+        if not float(step_size) >= 0:
+            raise ValueError("`step_size` must be >= 0.")
+        return to_device(torch.full(eps.shape, float(step_size), dtype=torch.float64), eps.device)
+    t = to_device(step_size.detach().to(torch.float64), eps.device).expand(eps.shape)
     if bool((t < 0).any()):
         raise ValueError("`step_size` must be >= 0.")
     return t
@@ -118,8 +155,10 @@ def _step_sizes(step_size, eps: Tensor, steps: int) -> Tensor:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
-    """Argmax predictions in batches (the caller sets the model's mode)."""
-    return torch.cat([model(x[i:i + batch_size]).argmax(1)
+    """Argmax predictions in batches on the model's device (the caller sets
+    the model's mode); returned on the model's device."""
+    device = model_device(model, x.device)
+    return torch.cat([model(to_device(x[i:i + batch_size], device)).argmax(1)
                       for i in range(0, len(x), batch_size)])  # (N,)
 
 
@@ -128,24 +167,29 @@ def _targets(model: nn.Module, x: Tensor, y: Tensor | None, labels: str) -> Tens
         return predict(model, x)
     if y is None or y.shape != (len(x),):
         raise ValueError(f"`y` must be a tensor of shape ({len(x)},) when labels='true'.")
-    return y.to(x.device)
+    return to_device(y, x.device)
 
 
 # ---------------------------------------------------------------- attacks
 def pgd(model: nn.Module, x: Tensor, y: Tensor | None, eps, steps: int = 40,
         step_size=None, random_start: bool = False,
         generator: torch.Generator | None = None, loss: str = "ce",
-        labels: str = "true", early_stop: bool = False) -> Tensor:
+        labels: str = "true", early_stop: bool = False, validate: bool = True) -> Tensor:
     """Projected gradient ascent on `loss` in the L-inf ball of radius `eps`.
 
     eps, step_size: a float or one value per sample, shape (B,).
     labels: "true" attacks `y`; "pred" attacks the model's clean predictions
     (y may then be None). early_stop: freeze a sample at the first iterate
     the model misclassifies (w.r.t. the attacked labels); the result then
-    fools the model whenever any iterate did. Returns x_adv, shape of x.
+    fools the model whenever any iterate did. Returns x_adv, shape of x, on
+    x's device; the attack runs on the model's device. validate=False skips
+    the checks that read data back from the device (x in [0, 1], tensor eps
+    in [0, 1]), for callers that checked their data once (the training loop).
     """
-    _check_args(x, steps, loss, labels)
-    eps64 = _per_sample(eps, len(x), x, "eps")  # (B,)
+    _check_args(x, steps, loss, labels, validate)
+    home = x.device
+    x = to_device(x, model_device(model, x.device))
+    eps64 = _per_sample(eps, len(x), x, "eps", validate)  # (B,)
     alpha64 = _step_sizes(step_size, eps64, steps)  # (B,)
     view = (-1,) + (1,) * (x.dim() - 1)
     ball = LinfBall(x.detach(), eps64.to(x.dtype).view(view))  # eps: (B, 1, 1, 1)
@@ -165,7 +209,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor | None, eps, steps: int = 40,
                 active &= logits.argmax(1) == target
             stepped = ball.step(x_adv, grad, alpha)
             x_adv = torch.where(active.view(view), stepped, x_adv) if early_stop else stepped
-    return x_adv
+    return x_adv.to(home)
 
 
 def fgsm(model: nn.Module, x: Tensor, y: Tensor | None, eps, loss: str = "ce",
@@ -223,7 +267,8 @@ def check_grid(values, name: str) -> tuple[float, ...]:
 def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 40,
                 step_size=None, random_start: bool = False,
                 generator: torch.Generator | None = None, loss: str = "ce",
-                batch_size: int = 500, progress: bool = False) -> PGDProfileResult:
+                batch_size: int = 500, progress: bool = False,
+                compact: bool | None = None, sync_every: int = 8) -> PGDProfileResult:
     """PGD over a whole eps grid as one batched computation.
 
     Every (sample, eps) pair is one row of a pool of at most `batch_size`
@@ -241,6 +286,17 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
     accuracy and fooling coincide; a misclassified sample counts as wrong at
     every eps (x itself lies in every ball), and is attacked only so that its
     fooling rate, f(x + A(x)) != f(x), is measured.
+
+    The pool is a fixed set of rows on the model's device with an `active`
+    mask; freeing and refilling rows are masked tensor operations, so a step
+    reads nothing back to the host. compact (default: on CPU only) runs the
+    model on the active rows alone, in the order they entered (fewer rows
+    of work where the host waits anyway); without it every step runs on all
+    rows, with static shapes, and the host checks for the end every
+    `sync_every` steps. Which pairs run, and each pair's iterates, do not
+    depend on either setting. With random_start the starts are drawn from
+    `generator` for the entering pairs only, in their order of entry, which
+    reads the number of entering pairs back once per refill.
     """
     _check_args(x, steps, loss, "true")
     grid = check_grid(epsilons, "epsilons")
@@ -248,34 +304,23 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
         raise ValueError(f"`y` must be a tensor of shape ({len(x)},).")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
-    eps64 = torch.tensor(grid, dtype=torch.float64, device=x.device)  # (E,)
+    if not isinstance(sync_every, int) or sync_every < 1:
+        raise ValueError(f"`sync_every` must be an integer >= 1, got {sync_every!r}.")
+    device = model_device(model, x.device)
+    x = to_device(x.detach(), device)
+    if compact is None:
+        compact = device.type == "cpu"
+    eps64 = to_device(torch.tensor(grid, dtype=torch.float64), device)  # (E,)
     alpha64 = _step_sizes(step_size, eps64, steps)  # (E,)
     with attack_mode(model):
         pred = predict(model, x, batch_size)  # (N,)
-        fooled_at, pair_steps = _attack_pairs(
-            model, x.detach(), pred, eps64.to(x.dtype), alpha64.to(x.dtype), steps,
-            random_start, generator, LOSSES[loss], batch_size, progress)
-    broken_at = torch.where(pred == y.to(x.device), fooled_at, 0)  # (N,)
+        grid_ = _Grid(x, pred, eps64.to(x.dtype), alpha64.to(x.dtype), steps, random_start,
+                      LOSSES[loss])
+        fooled_at, pair_steps = _attack_pairs(model, grid_, generator, batch_size, progress,
+                                              compact, sync_every)
+    broken_at = torch.where(pred == to_device(y, device), fooled_at, 0)  # (N,)
     return PGDProfileResult(grid, steps, tuple(broken_at.tolist()),
                             tuple(fooled_at.tolist()), pair_steps)
-
-
-@dataclass
-class _Pool:
-    """The (sample, eps) pairs under attack: sample i, eps index j, steps done k."""
-
-    i: Tensor      # (P,)
-    j: Tensor      # (P,)
-    k: Tensor      # (P,)
-    x_adv: Tensor  # (P, C, H, W)
-
-    def keep(self, mask: Tensor) -> "_Pool":
-        return _Pool(self.i[mask], self.j[mask], self.k[mask], self.x_adv[mask])
-
-    def extend(self, other: "_Pool") -> "_Pool":
-        return _Pool(*(torch.cat([a, b]) for a, b in
-                       zip((self.i, self.j, self.k, self.x_adv),
-                           (other.i, other.j, other.k, other.x_adv))))
 
 
 @dataclass(frozen=True)
@@ -290,95 +335,177 @@ class _Grid:
     random_start: bool
     loss_fn: object
 
+    def view(self, t: Tensor) -> Tensor:
+        return t.view((-1,) + (1,) * (self.x.dim() - 1))  # (P, 1, 1, 1)
+
     def ball(self, i: Tensor, j: Tensor) -> LinfBall:
-        view = (-1,) + (1,) * (self.x.dim() - 1)
-        return LinfBall(self.x[i], self.eps[j].view(view))  # x0: (P, C, H, W)
+        return LinfBall(self.x[i], self.view(self.eps[j]))  # x0: (P, C, H, W)
 
 
-@dataclass
-class _Schedule:
-    """Per sample: the next eps index to attack and whether a pair is in flight."""
+class _Pool:
+    """A fixed number P of rows, each one (sample, eps) pair or free.
 
-    next_j: Tensor  # (N,) long
-    busy: Tensor    # (N,) bool
-    n_eps: int
+    Per row: sample i, eps index j, steps done k, entry number seq (the
+    order in which pairs entered), active, iterate x_adv. Per sample (with
+    one spare slot, N, that masked writes go to): next eps index, busy (a
+    pair in the pool), fooled_at. Every update is a masked tensor operation.
+    """
 
-    def settle(self, fooled_at: Tensor) -> int:
+    def __init__(self, grid: _Grid, size: int):
+        n, n_eps, dev = len(grid.x), len(grid.eps), grid.x.device
+        self.grid, self.n, self.n_eps = grid, n, n_eps
+        first = int((grid.eps <= 0).sum())  # an eps-0 ball holds only x: nothing to attack
+        self.first = first
+        long = dict(dtype=torch.long, device=dev)
+        self.i = torch.zeros(size, **long)
+        self.j = torch.zeros(size, **long)
+        self.k = torch.zeros(size, **long)
+        self.seq = torch.zeros(size, **long)
+        self.active = torch.zeros(size, dtype=torch.bool, device=dev)
+        self.x_adv = grid.x[:1].expand(size, *grid.x.shape[1:]).clone()  # (P, C, H, W)
+        self.next_j = torch.full((n + 1,), first, **long)
+        self.next_j[n] = n_eps
+        self.busy = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+        self.fooled_at = torch.full((n + 1,), n_eps, **long)
+        self.entered = torch.zeros((), **long)      # pairs that entered so far
+        self.pair_steps = torch.zeros((), **long)   # gradient evaluations run
+        self.skipped = torch.zeros((), **long)      # pairs settled without running
+        self.finished = torch.zeros((), **long)     # pairs that left the pool
+        self.sample_ids = torch.arange(n, **long)
+
+    def unfinished(self) -> Tensor:
+        """() long: samples with a pair in the pool or still to run."""
+        return (self.busy[:-1] | (self.next_j[:-1] < self.n_eps)).sum()
+
+    def refill(self, generator) -> None:
         """Skip every pending pair of a sample already fooled at a smaller eps
-        (the smaller ball lies inside the larger one); return how many."""
-        settled = ~self.busy & (fooled_at <= self.next_j) & (self.next_j < self.n_eps)
-        skipped = int((self.n_eps - self.next_j[settled]).sum())
-        self.next_j[settled] = self.n_eps
-        return skipped
+        (the smaller ball lies inside the larger one), then give free rows to
+        ready samples, smallest pending eps first (then sample index): the
+        r-th free row gets the r-th ready sample. No sample waits behind a
+        busy one, so the pool stays full while there is work."""
+        n, next_j, busy = self.n, self.next_j[:-1], self.busy[:-1]
+        settled = ~busy & (self.fooled_at[:-1] <= next_j) & (next_j < self.n_eps)
+        self.skipped += torch.where(settled, self.n_eps - next_j, 0).sum()
+        next_j.masked_fill_(settled, self.n_eps)
+        ready = ~busy & (next_j < self.n_eps)  # (N,)
+        key = torch.where(ready, next_j * n + self.sample_ids, self.n_eps * n)  # eps-major
+        order = torch.argsort(key)  # (N,) ready samples first
+        free = ~self.active  # (P,)
+        rank = torch.cumsum(free, 0) - 1  # (P,) rank among free rows
+        take = free & (rank < ready.sum())  # (P,)
+        cand = order[rank.clamp(0, n - 1)]  # (P,)
+        i_new = torch.where(take, cand, n)  # (P,) n: the spare slot
+        j_new = self.next_j[i_new]
+        self.i = torch.where(take, cand, self.i)
+        self.j = torch.where(take, j_new, self.j)
+        self.k = torch.where(take, 0, self.k)
+        self.seq = torch.where(take, self.entered + rank, self.seq)
+        self.entered += take.sum()
+        self.active = self.active | take
+        self.busy[i_new] = True
+        self.next_j[i_new] += 1
+        self.next_j[n] = self.n_eps
+        self.busy[n] = False
+        if self.grid.random_start:
+            self._random_starts(take, generator)
+        else:
+            self.x_adv = torch.where(self.grid.view(take), self.grid.x[self.i], self.x_adv)
+
+    def _random_starts(self, take: Tensor, generator) -> None:
+        """Random starts for the entering rows, drawn in their order of entry."""
+        rows = take.nonzero().squeeze(1)  # reads the count back
+        if len(rows) == 0:
+            return
+        rows = rows[torch.argsort(self.seq[rows])]
+        ball = self.grid.ball(self.i[rows], self.j[rows])
+        self.x_adv[rows] = ball.random_perturb(generator)
+
+    def leave(self, rows: Tensor, fooled: Tensor, done: Tensor) -> None:
+        """Record the outcomes of `rows` ((R,) long, or None for all rows)."""
+        i = self.i if rows is None else self.i[rows]
+        j = self.j if rows is None else self.j[rows]
+        n = self.n
+        self.fooled_at.scatter_reduce_(0, torch.where(fooled, i, n), j, reduce="amin")
+        self.fooled_at[n] = self.n_eps
+        self.busy.index_put_((torch.where(done, i, n),), torch.zeros((), dtype=torch.bool,
+                                                                       device=i.device))
+        self.finished += done.sum()
+        if rows is None:
+            self.active = self.active & ~done
+        else:
+            self.active[rows[done]] = False
 
 
-def _refill(pool: _Pool, grid: _Grid, sched: _Schedule, fooled_at: Tensor, size: int,
-            generator) -> tuple[_Pool, int]:
-    """Top the pool up to `size` pairs; return (pool, pairs skipped). Each
-    sample has at most one pair in flight, so its smaller eps are settled
-    before its larger ones; among free samples the smallest pending eps goes
-    first. No sample waits behind a busy one, so the pool stays full while
-    there is work."""
-    skipped = sched.settle(fooled_at)
-    free = size - len(pool.i)
-    ready = (~sched.busy & (sched.next_j < sched.n_eps)).nonzero().squeeze(1)  # (R,)
-    if free <= 0 or len(ready) == 0:
-        return pool, skipped
-    order = torch.argsort(sched.next_j[ready] * len(grid.x) + ready)  # eps-major
-    i = ready[order[:free]]  # (F,)
-    j = sched.next_j[i].clone()  # (F,)
-    sched.busy[i] = True
-    sched.next_j[i] += 1
-    ball = grid.ball(i, j)
-    x0 = ball.random_perturb(generator) if grid.random_start else ball.x0.clone()
-    return pool.extend(_Pool(i, j, torch.zeros_like(i), x0)), skipped
-
-
-def _step(model: nn.Module, pool: _Pool, grid: _Grid) -> tuple[Tensor, Tensor]:
-    """One PGD step for every pair in the pool (updated in place); returns
-    (fooled, done), both (P,) bool: done = fooled or last iterate checked."""
-    target = grid.target[pool.i]  # (P,)
-    x_adv = pool.x_adv.requires_grad_(True)
+def _gradient(model: nn.Module, grid: _Grid, x_adv: Tensor, target: Tensor):
+    """(logits, input gradient of the summed loss) at x_adv."""
+    x_adv = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(x_adv)  # (P, K)
         grad, = torch.autograd.grad(grid.loss_fn(logits, target).sum(), x_adv)
-    fooled = logits.argmax(1) != target  # (P,)
+    return logits.detach(), grad
+
+
+def _step_compact(model: nn.Module, pool: _Pool) -> None:
+    """One PGD step on the active rows only, in order of entry; the final
+    iterate of a pair gets a forward pass of its own."""
+    grid = pool.grid
+    rows = pool.active.nonzero().squeeze(1)
+    rows = rows[torch.argsort(pool.seq[rows])]  # (R,)
+    i, j, k = pool.i[rows], pool.j[rows], pool.k[rows] + 1
+    target = grid.target[i]  # (R,)
+    logits, grad = _gradient(model, grid, pool.x_adv[rows], target)
+    fooled = logits.argmax(1) != target  # (R,)
     if not grid.random_start:
-        fooled &= pool.k > 0  # iterate 0 is x, whose prediction is the target
-    alpha = grid.alpha[pool.j].view((-1,) + (1,) * (x_adv.dim() - 1))  # (P, 1, 1, 1)
-    pool.x_adv = grid.ball(pool.i, pool.j).step(x_adv.detach(), grad, alpha)
-    pool.k = pool.k + 1
-    last = ~fooled & (pool.k == grid.steps)  # the final iterate needs a forward pass only
+        fooled &= k > 1  # iterate 0 is x, whose prediction is the target
+    pool.pair_steps += len(rows)
+    x_new = grid.ball(i, j).step(pool.x_adv[rows], grad, grid.view(grid.alpha[j]))
+    pool.x_adv[rows] = x_new
+    pool.k[rows] = k
+    last = ~fooled & (k == grid.steps)  # the final iterate needs a forward pass only
     if bool(last.any()):
         with torch.no_grad():
-            fooled[last] = model(pool.x_adv[last]).argmax(1) != target[last]
-    return fooled, fooled | last
+            fooled[last] = model(x_new[last]).argmax(1) != target[last]
+    pool.leave(rows, fooled, fooled | last)
 
 
-def _attack_pairs(model, x, target, eps, alpha, steps, random_start, generator,
-                  loss_fn, batch_size, progress):
+def _step_static(model: nn.Module, pool: _Pool) -> None:
+    """One step on every row, static shapes, no read-back. A row at k ==
+    steps only checks its final iterate (its gradient is not used)."""
+    grid = pool.grid
+    target = grid.target[pool.i]  # (P,)
+    logits, grad = _gradient(model, grid, pool.x_adv, target)
+    fooled = pool.active & (logits.argmax(1) != target)  # (P,)
+    if not grid.random_start:
+        fooled &= pool.k > 0  # iterate 0 is x, whose prediction is the target
+    last = pool.active & (pool.k == grid.steps)
+    stepping = pool.active & ~fooled & ~last  # (P,)
+    pool.pair_steps += (pool.active & (pool.k < grid.steps)).sum()
+    x_new = grid.ball(pool.i, pool.j).step(pool.x_adv, grad, grid.view(grid.alpha[pool.j]))
+    pool.x_adv = torch.where(grid.view(stepping), x_new, pool.x_adv)
+    pool.k = pool.k + stepping.long()
+    pool.leave(None, fooled, fooled | last)
+
+
+def _attack_pairs(model, grid: _Grid, generator, batch_size: int, progress: bool,
+                  compact: bool, sync_every: int) -> tuple[Tensor, int]:
     """Run the pair pool to exhaustion; return (fooled_at (N,), pair_steps)."""
     from tqdm import tqdm
 
-    grid = _Grid(x, target, eps, alpha, steps, random_start, loss_fn)
-    n, n_eps = len(x), len(eps)
-    fooled_at = torch.full((n,), n_eps, dtype=torch.long, device=x.device)  # (N,)
-    first = int((eps <= 0).sum())  # an eps-0 ball holds only x: nothing to attack
-    sched = _Schedule(torch.full((n,), first, dtype=torch.long, device=x.device),
-                      torch.zeros(n, dtype=torch.bool, device=x.device), n_eps)
-    pool = _Pool(sched.next_j[:0], sched.next_j[:0], sched.next_j[:0], x[:0])
-    pair_steps = 0
-    bar = tqdm(total=n * (n_eps - first), desc="pgd pairs", disable=not progress, leave=False)
+    n = len(grid.x)
+    pool = _Pool(grid, min(batch_size, n))
+    total = n * (pool.n_eps - pool.first)
+    bar = tqdm(total=total, desc="pgd pairs", disable=not progress, leave=False)
+    step = _step_compact if compact else _step_static
+    k = 0
     while True:
-        pool, skipped = _refill(pool, grid, sched, fooled_at, batch_size, generator)
-        bar.update(skipped)
-        if len(pool.i) == 0:
-            break
-        pair_steps += len(pool.i)
-        fooled, done = _step(model, pool, grid)
-        fooled_at.scatter_reduce_(0, pool.i[fooled], pool.j[fooled], reduce="amin")
-        sched.busy[pool.i[done]] = False
-        bar.update(int(done.sum()))
-        pool = pool.keep(~done)
+        if k % (1 if compact else sync_every) == 0:
+            if int(pool.unfinished()) == 0:  # the one read-back per `sync_every` steps
+                break
+            if progress:
+                bar.n = int(pool.finished + pool.skipped)
+                bar.refresh()
+        pool.refill(generator)
+        step(model, pool)
+        k += 1
     bar.close()
-    return fooled_at, pair_steps
+    return pool.fooled_at[:-1], int(pool.pair_steps)
