@@ -35,7 +35,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=_default_jobs(),
-                   help="runs trained at once, one process each, with cores/jobs torch threads "
+                   help="runs trained at once, one process each; every run uses the same fixed "
+                        "number of torch threads (empirics.train.TRAIN_THREADS), so results do "
+                        "not depend on --jobs "
                         "(default: min(2, cores))")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
                    help="run on a Ray cluster ('auto', ray://host:port, or 'local' for a Ray "

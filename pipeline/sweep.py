@@ -7,8 +7,11 @@
   return at once.
 - ``run_sweep(specs, store, jobs=..., ray_address=None, ...)`` runs every
   spec that is not done. Locally: in this process when ``jobs == 1``, else
-  a pool of ``jobs`` worker processes, one run per worker at a time, each
-  with ``torch.set_num_threads(cores // jobs)``. With ``ray_address``
+  a pool of ``jobs`` worker processes, one run per worker at a time; the
+  workers die with the sweep process (``PR_SET_PDEATHSIG`` on Linux, and a
+  watchdog thread that exits when the parent is gone). Every run, however
+  scheduled, uses ``empirics.train.TRAIN_THREADS`` torch intra-op threads,
+  so its result does not depend on ``jobs``. With ``ray_address``
   (``"auto"``, ``"ray://host:10001"``, or ``"local"`` to start a Ray
   instance on this machine): one Ray task per run asking for
   ``num_gpus=gpus_per_run``; tasks write to ``store.root``, which must be on
@@ -17,27 +20,36 @@
 
 Killing a sweep at any moment loses at most the epoch each run was in:
 training checkpoints every epoch and the next sweep resumes from there.
+One writer per store run: ``execute_run`` holds ``core.lock.RunLock`` on the
+run's folder for training and profiles; a second sweep gets a UsageError
+for that run, and a lock left by a killed sweep is taken over.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Callable
 
-import torch
 from tqdm.auto import tqdm
 
+from core import validate
 from core.device import pick_device
+from core.errors import UsageError
+from core.lock import RunLock
 from empirics.data import ImageData, test_subset
 from empirics.models.registry import relative_cost
 from empirics.profiles import measure
-from empirics.train import load_model, train
-from pipeline.runstore import METRICS_FILE, PROFILES_FILE, RunStore
+from empirics.train import TRAIN_THREADS, intra_op_threads, load_model, train
+from empirics.train.folder import remove_leftovers
+from pipeline.runstore import METRICS_FILE, PROFILES_FILE, SPEC_FILE, RunStore
 
 
 @dataclass(frozen=True)
@@ -48,11 +60,10 @@ class RunOptions:
     download: bool = False
     device: str | None = None  # None: core.device.pick_device()
     progress: bool = True
-    threads: int | None = None  # torch threads for the run; None: leave as is
 
-    def quiet(self, threads: int | None = None) -> "RunOptions":
-        """The same options for a worker: no progress bars, `threads` threads."""
-        return replace(self, progress=False, threads=threads)
+    def quiet(self) -> "RunOptions":
+        """The same options for a worker: no progress bars."""
+        return replace(self, progress=False)
 
 
 def test_data(spec, data_dir: str | None = None, download: bool = False) -> ImageData:
@@ -66,21 +77,25 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
     store = RunStore(store_root)
     if store.is_done(spec):
         return spec.key
-    if options.threads is not None:
-        torch.set_num_threads(options.threads)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    device = pick_device(options.device)
-    folder = store.prepare(spec)
-    config = replace(spec.train, data_dir=options.data_dir)  # data_dir is not in the key
-    train(config, folder, resume=True, device=device, progress=options.progress,
-          download=options.download)
-    model, _ = load_model(folder, device=device)
-    test = test_data(spec, options.data_dir, options.download)
-    invariance, robustness = measure(model, test.images, test.labels, spec.thetas, spec.epsilons,
-                                     spec.pgd_steps, spec.test_rotations, seed=spec.profile_seed,
-                                     device=device, progress=options.progress)
-    store.save_profiles(spec, invariance, robustness, time.perf_counter() - start,
-                        time.process_time() - cpu_start)
+    with RunLock(store.run_dir(spec), what=f"run {spec.key} in {store.root}"), \
+            intra_op_threads(TRAIN_THREADS):
+        if store.is_done(spec):  # finished by another sweep meanwhile
+            return spec.key
+        remove_leftovers(store.run_dir(spec), (SPEC_FILE, PROFILES_FILE))
+        start, cpu_start = time.perf_counter(), time.process_time()
+        device = pick_device(options.device)
+        folder = store.prepare(spec)
+        config = replace(spec.train, data_dir=options.data_dir)  # data_dir is not in the key
+        train(config, folder, resume=True, device=device, progress=options.progress,
+              download=options.download)
+        model, _ = load_model(folder, device=device)
+        test = test_data(spec, options.data_dir, options.download)
+        invariance, robustness = measure(model, test.images, test.labels, spec.thetas,
+                                         spec.epsilons, spec.pgd_steps, spec.test_rotations,
+                                         seed=spec.profile_seed, device=device,
+                                         progress=options.progress)
+        store.save_profiles(spec, invariance, robustness, time.perf_counter() - start,
+                            time.process_time() - cpu_start)
     return spec.key
 
 
@@ -121,11 +136,6 @@ def by_cost(specs) -> list:
     return sorted(specs, key=estimated_cost, reverse=True)
 
 
-def threads_per_job(jobs: int) -> int:
-    """CPU threads each of `jobs` concurrent runs may use."""
-    return max(1, (os.cpu_count() or 1) // jobs)
-
-
 def _report(bar, spec, root: str) -> None:
     """Name the run just finished (and its wall time) on the sweep bar, or as a
     plain line when there is no bar (a log file, not a terminal)."""
@@ -159,7 +169,6 @@ def _in_flight(root: str, specs) -> str:
 
 
 def _run_inline(todo, root, options, run_fn) -> list[str]:
-    options = replace(options, threads=threads_per_job(1))
     done = []
     with tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
         for spec in todo:
@@ -168,12 +177,39 @@ def _run_inline(todo, root, options, run_fn) -> list[str]:
     return done
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCHDOG_SECONDS = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_SECONDS)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process die when process `parent` does: the kernel
+    sends SIGKILL on the parent's exit (Linux), and a daemon thread checks
+    the parent pid every WATCHDOG_SECONDS (elsewhere, or if prctl fails)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # died before the prctl took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watchdog",
+                     daemon=True).start()
+
+
 def _run_pool(todo, root, jobs, options, run_fn) -> list[str]:
     # Workers stay quiet (their bars would interleave); the sweep bar reports.
-    quiet = options.quiet(threads=threads_per_job(jobs))
+    quiet = options.quiet()
     done = []
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
-                             mp_context=get_context("spawn")) as pool, \
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool, \
             tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
         specs = {pool.submit(run_fn, spec, root, quiet): spec for spec in todo}
         pending = set(specs)
@@ -198,8 +234,13 @@ def _run_ray(todo, root, address, gpus_per_run, options, run_fn) -> list[str]:
     except ImportError as err:
         raise ValueError("`--ray` needs the optional extra: pip install 'invrob[ray]'") from err
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address)
-    quiet = options.quiet()  # the cluster's scheduler sets the threads
+        validate.ray_address(address, "--ray")  # fails within seconds when unreachable
+        try:
+            ray.init(address=None if address == "local" else address)
+        except (ConnectionError, RuntimeError, TimeoutError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UsageError(f"`--ray` {address!r}: cannot connect ({first})") from None
+    quiet = options.quiet()
     task = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(run_fn)
     pending = [task.remote(spec, root, quiet) for spec in todo]
     done = []

@@ -4,11 +4,20 @@
   checkpoint.pt  tensors and primitive containers only (model and optimizer
                  state, generator states, epoch, per-epoch metrics), so
                  `torch.load(path, weights_only=True)` reads it
-  metrics.json   per-epoch metrics, `finished`, provenance
+  metrics.json   per-epoch metrics, `finished`, the intra-op thread count
+                 (`threads`), provenance
+  .lock          while a process writes the folder (`core.lock.RunLock`)
+
+A resume repairs what a kill can leave: a metrics.json that lags its
+checkpoint is rewritten from the checkpoint, and temp files of interrupted
+atomic writes (`.checkpoint.pt.*.tmp`, ...) are removed. It refuses a
+checkpoint that does not fit the config, and never drops recorded epochs
+silently (metrics without a checkpoint, or ahead of it, are an error).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -115,6 +124,41 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def _recorded_epochs(out: Path) -> list | None:
+    """The epochs metrics.json records (None: no readable metrics.json)."""
+    if not (out / METRICS).is_file():
+        return None
+    try:
+        epochs = json.loads((out / METRICS).read_text(encoding="utf-8")).get("epochs")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return epochs if isinstance(epochs, list) else None
+
+
+def check_fits(ckpt: dict, config: TrainConfig, path: Path) -> None:
+    """The checkpoint's epoch and per-epoch schedule fit `config`, or a UsageError."""
+    epoch, history = ckpt["epoch"], ckpt["history"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= config.epochs:
+        raise UsageError(f"--resume: checkpoint {path} is at epoch {epoch!r}, which does not fit "
+                         f"the config's {config.epochs} epochs")
+    if not isinstance(history, list) or len(history) != epoch:
+        raise UsageError(f"corrupt checkpoint {path}: epoch count does not match its metrics")
+    for k, m in enumerate(history):
+        stage = config.stage_at(k)
+        try:
+            fits = m["epoch"] == k + 1 and all(
+                math.isclose(float(m[name]), getattr(stage, name), rel_tol=1e-9, abs_tol=1e-12)
+                for name in ("theta", "eps", "lr"))
+        except (KeyError, TypeError, ValueError):
+            fits = False
+        if not fits:
+            raise UsageError(f"--resume: checkpoint {path} epoch {k + 1} does not follow the "
+                             "config's schedule (theta, eps, lr); the run was not made with it")
+    threads = ckpt.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise UsageError(f"corrupt checkpoint {path}: thread count {threads!r}")
+
+
 def _existing_run(out: Path, config: TrainConfig, resume: bool, force: bool) -> dict | None:
     """Checks only (writes nothing): the checkpoint to resume from, or None to start afresh."""
     if out.exists() and not out.is_dir():
@@ -133,7 +177,19 @@ def _existing_run(out: Path, config: TrainConfig, resume: bool, force: bool) -> 
         if f.name != "data_dir" and old != new:
             raise UsageError(f"--resume: {f.name} is {new!r} but the run in {out} "
                              f"was started with {old!r}")
-    return read_checkpoint(out / CHECKPOINT) if (out / CHECKPOINT).exists() else None
+    recorded = _recorded_epochs(out)
+    if not (out / CHECKPOINT).exists():
+        if recorded:
+            raise UsageError(f"--resume: {out} records {len(recorded)} epoch(s) in {METRICS} but "
+                             f"has no {CHECKPOINT}; pass --force to start the run over")
+        return None  # killed before its first checkpoint: nothing to lose
+    ckpt = read_checkpoint(out / CHECKPOINT)
+    check_fits(ckpt, config, out / CHECKPOINT)
+    if recorded is not None and len(recorded) > ckpt["epoch"]:
+        raise UsageError(f"--resume: {out / METRICS} records {len(recorded)} epochs but "
+                         f"{CHECKPOINT} only {ckpt['epoch']}; the checkpoint is older than "
+                         "its metrics")
+    return ckpt
 
 
 def _clear(out: Path) -> None:
@@ -141,16 +197,45 @@ def _clear(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
+def remove_leftovers(out: Path, names=(CHECKPOINT, METRICS, CONFIG)) -> list[Path]:
+    """Delete the temp files interrupted atomic writes of `names` left in
+    `out` (`.NAME.*.tmp`). Only call while holding the folder's lock: then no
+    write is in progress."""
+    removed = []
+    for name in names:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def write_metrics(out: Path, config: TrainConfig, history: list[EpochMetrics], threads: int) -> None:
+    atomic_write_json(out / METRICS, {
+        "config": config.to_dict(), "finished": len(history) == config.epochs,
+        "epochs": [m.to_dict() for m in history], "threads": threads,
+        "provenance": provenance()})
+
+
+def metrics_lag(out: Path, config: TrainConfig, history: list[EpochMetrics]) -> bool:
+    """True when metrics.json does not record exactly `history` (a kill
+    between the checkpoint and the metrics write)."""
+    try:
+        metrics = json.loads((out / METRICS).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True
+    return (not isinstance(metrics, dict)
+            or metrics.get("epochs") != [m.to_dict() for m in history]
+            or metrics.get("finished") is not (len(history) == config.epochs))
+
+
 def _save(out: Path, config: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer,
-          gens: dict[str, torch.Generator], history: list[EpochMetrics]) -> None:
+          gens: dict[str, torch.Generator], history: list[EpochMetrics], threads: int) -> None:
     ckpt = {"format": CHECKPOINT_FORMAT, "epoch": len(history), "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "generators": {name: g.get_state() for name, g in gens.items()},  # uint8 tensors
-            "history": [m.to_dict() for m in history]}
+            "history": [m.to_dict() for m in history], "threads": threads}
     atomic_torch_save(ckpt, out / CHECKPOINT)
-    atomic_write_json(out / METRICS, {
-        "config": config.to_dict(), "finished": len(history) == config.epochs,
-        "epochs": [m.to_dict() for m in history], "provenance": provenance()})
+    write_metrics(out, config, history, threads)
 
 
 def _restore(ckpt: dict, path: Path, model: nn.Module, opt: torch.optim.Optimizer,

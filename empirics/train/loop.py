@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from core.device import pick_device
 from core.errors import UsageError
+from core.lock import RunLock
 from core.io import atomic_write_json
 from empirics.attacks import pgd, predict
 from empirics.data import ImageData, load
@@ -36,7 +37,27 @@ from empirics.models.registry import build_model
 from empirics.rotation import random_angles, rotate
 from empirics.train.config import Stage, TrainConfig, _check
 from empirics.train.folder import (CHECKPOINT, CONFIG, EpochMetrics, TrainResult, _clear,
-                                   _existing_run, _restore, _save, read_checkpoint, read_config)
+                                   _existing_run, _restore, _save, metrics_lag, read_checkpoint,
+                                   read_config, remove_leftovers, write_metrics)
+
+
+# ---------------------------------------------------------------- threads
+# Intra-op threads of every training run, whatever runs beside it (the sweep's
+# --jobs): the thread count changes float reduction order and so the weights.
+# 1 is what the stored quick-scale runs were trained with. Recorded in the
+# checkpoint and metrics.json; a resumed run uses the recorded count.
+TRAIN_THREADS = 1
+
+
+@contextmanager
+def intra_op_threads(n: int):
+    """torch intra-op threads set to `n` inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------- randomness
@@ -174,25 +195,35 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     data_dir aside); starts afresh if `out_dir` holds no run. force: overwrite
     a run already there. Without either, an existing run is a UsageError.
     Everything that can fail on bad input is checked before anything is written.
+    One writer per folder (`core.lock.RunLock`: a second one gets a
+    UsageError); torch uses `TRAIN_THREADS` intra-op threads (a resumed run:
+    the count its checkpoint records).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}")
     out = Path(out_dir)
-    ckpt = _existing_run(out, config, resume, force)
+    _existing_run(out, config, resume, force)  # fail on bad input before writing anything
     dev = device if isinstance(device, torch.device) else pick_device(device)
     train_data = _on(load_split(config, "train", download), dev)
     test_data = _on(load_split(config, "test", download), dev)
-    model = build(config).to(dev)
-    opt = make_optimizer(config, model)
-    gens = make_generators(config.seed)
-    history = [] if ckpt is None else _restore(ckpt, out / CHECKPOINT, model, opt, gens)
-    if ckpt is None:
-        out.mkdir(parents=True, exist_ok=True)
-        _clear(out)
-    atomic_write_json(out / CONFIG, config.to_dict())
-    for epoch in range(len(history), config.epochs):
-        history.append(_run_epoch(epoch, model, opt, train_data, test_data, config, gens, progress))
-        _save(out, config, model, opt, gens, history)
+    with RunLock(out, what=f"run folder {out}"):
+        ckpt = _existing_run(out, config, resume, force)  # again: the folder is ours now
+        remove_leftovers(out)
+        threads = TRAIN_THREADS if ckpt is None else ckpt.get("threads", TRAIN_THREADS)
+        with intra_op_threads(threads):
+            model = build(config).to(dev)
+            opt = make_optimizer(config, model)
+            gens = make_generators(config.seed)
+            history = [] if ckpt is None else _restore(ckpt, out / CHECKPOINT, model, opt, gens)
+            if ckpt is None:
+                _clear(out)
+            atomic_write_json(out / CONFIG, config.to_dict())
+            if ckpt is not None and metrics_lag(out, config, history):
+                write_metrics(out, config, history, threads)  # killed before its metrics write
+            for epoch in range(len(history), config.epochs):
+                history.append(_run_epoch(epoch, model, opt, train_data, test_data, config, gens,
+                                          progress))
+                _save(out, config, model, opt, gens, history, threads)
     return TrainResult(str(out), config, tuple(history))
 
 
