@@ -14,6 +14,13 @@ few ulp there, which bilinear sampling would show). On non-square images a
 multiple of 90 degrees goes through the grid like any other angle, as in
 torchvision: the output keeps the input's (H, W), so content is cropped and
 the uncovered parts are zero.
+
+No host synchronisation: angles given as a float or a CPU tensor are checked
+and turned into rotation matrices on the host (float64 trigonometry, as
+Python's math module in torchvision), and only the (B, 2, 3) matrices are
+copied to the images' device; angles already on an accelerator are checked
+with one read-back per call (`check=False` skips it) and the quarter turns
+are then selected with a mask instead of an index.
 """
 from __future__ import annotations
 
@@ -26,18 +33,32 @@ INTERPOLATIONS = ("nearest", "bilinear")
 
 
 def rotate(images: torch.Tensor, angles_deg: float | torch.Tensor,
-           interpolation: str = "nearest") -> torch.Tensor:
+           interpolation: str = "nearest", check: bool = True) -> torch.Tensor:
     """Rotate each image (B, C, H, W) by its own angle in degrees, counter-clockwise.
 
-    `angles_deg` is a float (same angle for all) or a (B,) tensor.
+    `angles_deg` is a float (same angle for all) or a (B,) tensor on any
+    device; the result is on the images' device.
     """
-    angles = _check_inputs(images, angles_deg, interpolation)  # (B,) float64
+    angles = _check_inputs(images, angles_deg, interpolation, check)  # (B,) float64
     b, _, h, w = images.shape
-    grid = _affine_grid(angles, h, w, images.dtype, images.device)  # (B, H, W, 2)
+    on_host = angles.device.type == "cpu"
+    if on_host and h == w and b > 0:
+        quarter = torch.remainder(angles, 90.0) == 0  # (B,)
+        if bool(quarter.all()):
+            turns = torch.remainder(torch.round(angles / 90.0), 4).long()
+            if bool((turns == turns[0]).all()):  # one quarter turn for all: no resampling
+                return torch.rot90(images, int(turns[0]), dims=(2, 3)).contiguous()
+    theta = _rotation_matrices(angles, images.dtype)  # (B, 2, 3), on angles' device
+    if theta.device != images.device:
+        theta = theta.to(images.device, non_blocking=True)
+    grid = _affine_grid(theta, h, w, images.dtype, images.device)  # (B, H, W, 2)
     out = F.grid_sample(images, grid, mode=interpolation, padding_mode="zeros",
                         align_corners=False)  # (B, C, H, W)
     if h == w:
-        _exact_quarter_turns(images, angles, out)
+        if on_host:
+            _exact_quarter_turns(images, angles, out)
+        else:
+            out = _masked_quarter_turns(images, angles, out)
     return out
 
 
@@ -51,7 +72,9 @@ def random_angles(n: int, theta: float, generator: torch.Generator | None = None
     return (2.0 * u - 1.0) * float(theta)
 
 
-def _check_inputs(images, angles_deg, interpolation) -> torch.Tensor:
+def _check_inputs(images, angles_deg, interpolation, check: bool = True) -> torch.Tensor:
+    """The angles as a (B,) float64 tensor: on the CPU for a float or a CPU
+    tensor, else on the angles' device."""
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}, got {interpolation!r}")
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
@@ -65,23 +88,29 @@ def _check_inputs(images, angles_deg, interpolation) -> torch.Tensor:
         if angles_deg.shape != (b,):
             raise ValueError(f"`angles_deg` must be a float or a ({b},) tensor, "
                              f"got shape {tuple(angles_deg.shape)}")
-        angles = angles_deg.to(device=images.device, dtype=torch.float64)
+        angles = angles_deg.detach().to(dtype=torch.float64)
     elif isinstance(angles_deg, (int, float)):
-        angles = torch.full((b,), float(angles_deg), dtype=torch.float64, device=images.device)
+        if not math.isfinite(angles_deg):
+            raise ValueError("`angles_deg` must be finite")
+        return torch.full((b,), float(angles_deg), dtype=torch.float64)
     else:
         raise ValueError(f"`angles_deg` must be a float or a (B,) tensor, got {type(angles_deg).__name__}")
-    if not torch.isfinite(angles).all():
+    if (check or angles.device.type == "cpu") and not bool(torch.isfinite(angles).all()):
         raise ValueError("`angles_deg` must be finite")
     return angles
 
 
-def _affine_grid(angles: torch.Tensor, h: int, w: int, dtype, device) -> torch.Tensor:
-    """torchvision's rotation grid, one per angle: (B,) float64 -> (B, H, W, 2)."""
+def _rotation_matrices(angles: torch.Tensor, dtype) -> torch.Tensor:
+    """torchvision's inverse affine matrices: (B,) float64 degrees -> (B, 2, 3) in `dtype`."""
     # _get_inverse_affine_matrix(center=0, -angle, ...): [cos, sin, 0, -sin, cos, 0]
     # with rot = radians(-angle), computed in float64 like Python's math module.
     rot = (-angles) * (math.pi / 180.0)  # (B,)
     cos, sin, zero = torch.cos(rot), torch.sin(rot), torch.zeros_like(rot)
-    theta = torch.stack([cos, sin, zero, -sin, cos, zero], dim=1).to(dtype).view(-1, 2, 3)  # (B, 2, 3)
+    return torch.stack([cos, sin, zero, -sin, cos, zero], dim=1).to(dtype).view(-1, 2, 3)
+
+
+def _affine_grid(theta: torch.Tensor, h: int, w: int, dtype, device) -> torch.Tensor:
+    """torchvision's sampling grid for each (2, 3) matrix: (B, 2, 3) -> (B, H, W, 2)."""
     # _gen_affine_grid with ow = w, oh = h
     base = torch.empty(1, h, w, 3, dtype=dtype, device=device)
     base[..., 0].copy_(torch.linspace(-w * 0.5 + 0.5, w * 0.5 + 0.5 - 1, steps=w, device=device))
@@ -94,7 +123,8 @@ def _affine_grid(angles: torch.Tensor, h: int, w: int, dtype, device) -> torch.T
 
 
 def _exact_quarter_turns(images: torch.Tensor, angles: torch.Tensor, out: torch.Tensor) -> None:
-    """Overwrite, in place, the samples whose angle is a multiple of 90 with torch.rot90."""
+    """Overwrite, in place, the samples whose angle (on the CPU) is a multiple
+    of 90 with torch.rot90."""
     quarter = torch.remainder(angles, 90.0) == 0  # (B,)
     if not bool(quarter.any()):
         return
@@ -102,4 +132,19 @@ def _exact_quarter_turns(images: torch.Tensor, angles: torch.Tensor, out: torch.
     for k in range(4):
         idx = torch.nonzero(quarter & (turns == k)).flatten()
         if idx.numel():
+            idx = idx.to(images.device, non_blocking=True)
             out[idx] = torch.rot90(images[idx], k, dims=(2, 3))  # (b, C, H, W)
+
+
+def _masked_quarter_turns(images: torch.Tensor, angles: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """`out` with the samples whose angle is a multiple of 90 replaced by their
+    exact quarter turn, selected by a mask (no read-back): one gather of
+    each image through the index map of its torch.rot90."""
+    b, c, h, w = images.shape
+    quarter = torch.remainder(angles, 90.0) == 0  # (B,)
+    turns = torch.remainder(torch.round(angles / 90.0), 4).long()  # (B,)
+    flat = torch.arange(h * w, device=images.device).view(h, w)
+    maps = torch.stack([torch.rot90(flat, k, dims=(0, 1)).reshape(-1) for k in range(4)])  # (4, H*W)
+    src = maps[turns][:, None, :].expand(b, c, h * w)  # (B, C, H*W)
+    turned = images.reshape(b, c, h * w).gather(2, src).view(b, c, h, w)
+    return torch.where(quarter.view(-1, 1, 1, 1), turned, out)
