@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from empirics.attacks import attack_mode, pgd_profile, predict
+from empirics.attacks import attack_mode, model_device, pgd_profile, predict, to_device
 from core.device import pick_device
 from empirics.rotation import random_angles, rotate
 from core.estimate import Estimate
@@ -238,10 +238,21 @@ def _angles(n: int, theta: float, seed: int) -> Tensor:
     return random_angles(n, abs(float(theta)), torch.Generator().manual_seed(seed))
 
 
+def _device(model: nn.Module, device) -> torch.device:
+    """`device` if given (the model is moved there), else the model's own."""
+    if device is None:
+        return model_device(model)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    model.to(device)
+    return device
+
+
 @torch.no_grad()
 def _rotated_predictions(model, images, angles, batch_size, device, interpolation) -> Tensor:
-    out = [predict(model, rotate(images[i:i + batch_size].to(device),
-                                 angles[i:i + batch_size].to(device), interpolation))
+    """Predictions on the rotated images; the angles stay on the host (rotate
+    copies only the rotation matrices), one read-back at the end."""
+    out = [predict(model, rotate(to_device(images[i:i + batch_size], device),
+                                 angles[i:i + batch_size], interpolation))
            for i in range(0, len(images), batch_size)]
     return torch.cat(out).cpu()  # (N,)
 
@@ -252,12 +263,12 @@ def invariance_profile(model: nn.Module, images: Tensor, labels: Tensor, thetas,
                        ) -> InvarianceProfile:
     """Rate of invariance and accuracy on test images each rotated by its own
     random angle in [-theta, theta], for every theta in `thetas` (degrees,
-    increasing, in [0, 180]). The model is moved to `device`
-    (default `core.device.pick_device()`) and run in eval mode."""
+    increasing, in [0, 180]). Computed on the model's device, or on `device`
+    if given (the model is moved there), in eval mode; images and labels may
+    be on any device."""
     _check_data(images, labels, batch_size)
     grid = _check_thetas(thetas)
-    device = pick_device(device)
-    model.to(device)
+    device = _device(model, device)
     labels = labels.cpu()
     with attack_mode(model):
         clean = _rotated_predictions(model, images, torch.zeros(len(images)), batch_size,
@@ -280,20 +291,20 @@ def robustness_profile(model: nn.Module, images: Tensor, labels: Tensor, epsilon
     """PGD-`steps` accuracy and fooling rate over `epsilons` (pixel space,
     step 2.5 * eps / steps), on test images first rotated by seeded random
     angles in [-test_rotation, test_rotation] degrees. `batch_size` bounds the
-    (sample, eps) pairs attacked at once. The model is moved to `device`
-    (default `core.device.pick_device()`) and run in eval mode."""
+    (sample, eps) pairs attacked at once. Computed on the model's device, or
+    on `device` if given (the model is moved there), in eval mode; images and
+    labels may be on any device."""
     _check_data(images, labels, batch_size)
     if not math.isfinite(test_rotation):
         raise ValueError(f"`test_rotation` must be a finite angle, got {test_rotation!r}.")
-    device = pick_device(device)
-    model.to(device)
-    x = images.to(device)
+    device = _device(model, device)
+    x = to_device(images, device)
     if test_rotation != 0:
-        angles = _angles(len(images), test_rotation, seed).to(device)  # (N,)
+        angles = _angles(len(images), test_rotation, seed)  # (N,) on the host
         x = torch.cat([rotate(x[i:i + batch_size], angles[i:i + batch_size], interpolation)
                        for i in range(0, len(x), batch_size)])  # (N, C, H, W)
     generator = torch.Generator(device=device).manual_seed(seed) if random_start else None
-    result = pgd_profile(model, x, labels.to(device), epsilons, steps=steps,
+    result = pgd_profile(model, x, to_device(labels, device), epsilons, steps=steps,
                          random_start=random_start, generator=generator,
                          batch_size=batch_size, progress=progress)
     return RobustnessProfile(result.epsilons, result.broken_at, result.fooled_at,
