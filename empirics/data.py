@@ -116,6 +116,14 @@ def load(name: str, split: str, data_dir: str | os.PathLike | None = None,
     return _load_idx(name, root, split, download)
 
 
+def test_subset(name: str, n: int | None = None, seed: int = 0,
+                data_dir: str | os.PathLike | None = None, download: bool = False) -> ImageData:
+    """The test images profiles are measured on: a stratified subset of
+    `min(n, size)` test images drawn with `seed` (the whole split for None)."""
+    test = load(name, "test", data_dir, download)
+    return test if n is None else test.subset(min(n, len(test)), seed=seed)
+
+
 def _to_images(pixels_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 in [0, 1]."""
     return torch.tensor(np.asarray(pixels_uint8), dtype=torch.float32).div_(255.0)
