@@ -14,13 +14,14 @@ Stated maxima (named constants, quoted in the messages):
 - `MAX_SAMPLES`: a sample count (`--n`, `--n-test`, `--train-subset`).
 - `MAX_DIMENSION`: a model dimension (`theory.check --d`).
 - `MAX_JOBS`: worker processes of one sweep (`--jobs`).
-- A memory estimate must fit in the machine's physical memory
-  (`MEMORY_FRACTION` of it).
+- A memory estimate must fit in `MEMORY_FRACTION` of the memory this
+  process may use (physical memory, an address-space limit, a cgroup limit).
 """
 from __future__ import annotations
 
 import math
 import os
+import resource
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -187,11 +188,27 @@ def grid_size(n_points: float, option: str, high: int = MAX_GRID_POINTS) -> int:
 
 
 def physical_memory() -> int | None:
-    """Bytes of physical memory (None when unknown)."""
+    """Bytes of memory this process may use (None when unknown): physical
+    memory, lowered by an address-space limit (ulimit -v) or a cgroup v2
+    memory.max where one is set."""
+    limits = []
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, OSError, ValueError):
-        return None
+        pass
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append(soft)
+    except (OSError, ValueError):
+        pass
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if text.isdigit():
+            limits.append(int(text))
+    except OSError:
+        pass
+    return min(limits) if limits else None
 
 
 def memory(nbytes: float, option: str, what: str = "this run") -> None:
@@ -201,7 +218,7 @@ def memory(nbytes: float, option: str, what: str = "this run") -> None:
         return
     if not math.isfinite(nbytes) or nbytes > MEMORY_FRACTION * total:
         raise UsageError(f"{_flag(option)}: {what} needs about {nbytes / 2**30:,.1f} GiB of "
-                         f"memory, more than this machine has ({total / 2**30:,.1f} GiB)")
+                         f"memory, more than this process may use ({total / 2**30:,.1f} GiB)")
 
 
 def ray_address(value, option: str = "--ray", timeout: float = RAY_PROBE_SECONDS) -> str:

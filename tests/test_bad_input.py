@@ -6,8 +6,11 @@ line naming the option, with exit status 2."""
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from paper_figures import __main__ as figures_cli
 from theory import check as theory_cli
 from verify import __main__ as verify_cli
 
+ROOT = Path(__file__).resolve().parents[1]
 MAINS = {"theory": theory_cli.main, "train": train_cli.main, "profile": profile_cli.main,
          "figures": figures_cli.main, "verify": verify_cli.main}
 
@@ -186,6 +190,22 @@ def test_a_check_that_needs_more_memory_than_the_machine_has(capsys):
         theory_cli.main(["--p", "0.7", "--d", str(d)])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and "--d" in err[0] and "memory" in err[0]
+
+
+def test_a_check_over_the_memory_limit_of_the_process():
+    limit = 2 << 30  # ulimit -v: 2 GiB
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    d = 1
+    while theory_cli.memory_estimate(d, 200_000) <= limit:
+        d *= 2
+    proc = subprocess.run([sys.executable, "-m", "theory.check", "--p", "0.7", "--d", str(d)],
+                          cwd=ROOT, preexec_fn=cap, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "--d" in lines[0] and "memory" in lines[0] and "MemoryError" not in proc.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -209,6 +209,7 @@ def slow_run(spec, store_root, options):
 '''
 
 
+@pytest.mark.slow
 def test_killed_sweep_leaves_no_worker_behind(tmp_path):
     (tmp_path / "slowrun.py").write_text(SLOW_RUN)
     store = tmp_path / "store"
