@@ -4,8 +4,12 @@
 digits of the sha256 of the spec's canonical JSON (keys sorted, no spaces,
 integral floats written as integers so ``30`` and ``30.0`` hash alike).
 Every field of the training config and of the profile settings enters the
-key, except where the data live (``data_dir``, an execution detail);
-changing any of them (or a TrainConfig default) makes a new run.
+key, except where the data live (``data_dir``) and whether GPU kernels run
+deterministically (``deterministic``): execution details that do not change
+what a run computes; changing any other field (or a TrainConfig default)
+makes a new run. A field in ``KEY_DEFAULTS`` enters the key only when it
+differs from the value given there (a field added after runs were stored,
+e.g. ``amp``, so that those runs keep their keys).
 """
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from core.grids import check_grid
 from empirics.train import TrainConfig
 
 KEY_HEX_DIGITS = 16
-NOT_IDENTITY = ("data_dir",)  # TrainConfig fields that do not change what a run computes
+NOT_IDENTITY = ("data_dir", "deterministic")  # TrainConfig fields that do not change what a run computes
+KEY_DEFAULTS = {"amp": False}  # TrainConfig fields left out of the key at this value
 
 
 def canonical(obj: Any) -> Any:
@@ -103,7 +108,8 @@ class RunSpec:
     def key(self) -> str:
         """Stable 16-hex-digit hash of the whole spec (the run-store folder name)."""
         d = self.to_dict()
-        d["train"] = {k: v for k, v in d["train"].items() if k not in NOT_IDENTITY}
+        d["train"] = {k: v for k, v in d["train"].items() if k not in NOT_IDENTITY
+                      and not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
         return config_hash(d)
 
     def describe(self) -> str:

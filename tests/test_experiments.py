@@ -155,3 +155,14 @@ def test_seeds_must_be_distinct_non_negative_integers():
     for bad in ((), (0, 0), (-1,), (0.5,)):
         with pytest.raises(ValueError, match="seeds"):
             dataclasses.replace(fig, seeds=bad)
+
+
+def test_execution_fields_keep_stored_keys():
+    # A config at the defaults of fields added after runs were stored hashes
+    # exactly as the same spec without those fields did.
+    d = spec().to_dict()
+    d["train"] = {k: v for k, v in d["train"].items()
+                  if k not in ("data_dir", "deterministic", "amp")}
+    assert spec().key == config_hash(d)
+    assert spec(deterministic=True).key == spec().key  # same computation, same run
+    assert spec(amp=True).key != spec().key  # bf16 changes the weights: a new run
