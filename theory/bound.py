@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import sympy as sp
+from sympy.stats import P, Normal
+
 from theory.distribution import ModelParams
 
 
@@ -48,7 +51,6 @@ class ProofStep:
 
 
 def _symbols():
-    import sympy as sp
     p = sp.Symbol("p", positive=True)
     d = sp.Symbol("d", positive=True, integer=True)
     y = sp.Symbol("y", nonzero=True)
@@ -56,7 +58,6 @@ def _symbols():
 
 
 def _subs(params: ModelParams):
-    import sympy as sp
     return {sp.Symbol("mu"): sp.nsimplify(params.mu), sp.Symbol("eta"): sp.nsimplify(params.eta),
             sp.Symbol("q"): sp.nsimplify(params.q)}
 
@@ -129,7 +130,6 @@ def step_e(params: ModelParams) -> ProofStep:
     """(e) Pr[f*(X) = Y] = Phi(mu): sum_t X_{2t-1} | Y=1 ~ N(mu sqrt(d), d);
     at mu = 3 this is Phi(3) > 0.99."""
     sp, p, d, y = _symbols()
-    from sympy.stats import P, Normal
     mu = sp.Symbol("mu", positive=True)
     s = Normal("S", mu * sp.sqrt(d), sp.sqrt(d))
     acc = sp.simplify(P(s > 0))

@@ -13,102 +13,15 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass
 
 from theory import bound, classifiers as clf, frontier as fr, montecarlo
+from theory.result import (Bound, CheckConfig, ClassifierResult, Provenance, TheoremCheck,
+                           as_check)
 from theory.distribution import ModelParams
-from core import validate
-from core.errors import ArgumentParser
-from theory.distribution import DEFAULT_CHUNK
+from core.errors import ArgumentParser, exit_on_usage_error
 
 PROG = "python -m theory.check"
-
-
-@dataclass(frozen=True)
-class CheckConfig:
-    """Everything one check depends on."""
-
-    p: float
-    d: int = 100
-    n: int = 200_000
-    seed: int = 0
-    mu: float = 3.0
-    eta: float = 1.0
-    q: float = 0.5
-    train_steps: int = 200
-
-    def __post_init__(self):
-        self.model  # validates p, d, mu, eta, q
-        if isinstance(self.n, bool) or int(self.n) != self.n or self.n < 1:
-            raise ValueError(f"`n` must be a positive integer, got {self.n}.")
-        if int(self.seed) != self.seed or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed}.")
-        if int(self.train_steps) != self.train_steps or self.train_steps < 1:
-            raise ValueError(f"`train_steps` must be a positive integer, got {self.train_steps}.")
-
-    @property
-    def model(self) -> ModelParams:
-        return ModelParams(self.p, self.d, self.mu, self.eta, self.q)
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("p", "d", "n", "seed", "mu", "eta", "q")}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CheckConfig":
-        return cls(float(d["p"]), int(d["d"]), int(d["n"]), int(d["seed"]), float(d["mu"]),
-                   float(d["eta"]), float(d["q"]), int(d.get("train_steps", 200)))
-
-
-@dataclass(frozen=True)
-class ClassifierResult:
-    name: str
-    accuracies: montecarlo.Accuracies
-    exact: fr.ExactAccuracy | None
-    violates: bool
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, **self.accuracies.to_dict(),
-                "exact": None if self.exact is None else self.exact.to_dict(),
-                "violates": self.violates}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierResult":
-        exact = None if d.get("exact") is None else fr.ExactAccuracy.from_dict(d["exact"])
-        return cls(d["name"], montecarlo.Accuracies.from_dict(d), exact, bool(d["violates"]))
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    config: CheckConfig
-    theorem_applies: bool
-    coefficient: float
-    rhs: float
-    proof_steps: tuple[bound.ProofStep, ...]
-    frontier: fr.Frontier
-    classifiers: tuple[ClassifierResult, ...]
-
-    @property
-    def verdict(self) -> str:
-        return "violated" if any(c.violates for c in self.classifiers) else "consistent"
-
-    def to_dict(self) -> dict:
-        from core.io import provenance
-        return {"params": self.config.to_dict(), "theorem_applies": self.theorem_applies,
-                "bound": {"coefficient": self.coefficient, "rhs": self.rhs},
-                "proof_steps": [s.to_dict() for s in self.proof_steps],
-                "frontier": self.frontier.to_dict(),
-                "classifiers": [c.to_dict() for c in self.classifiers],
-                "verdict": self.verdict, "training": {"steps": self.config.train_steps},
-                "provenance": provenance()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CheckResult":
-        config = {**d["params"], "train_steps": d.get("training", {}).get("steps", 200)}
-        return cls(CheckConfig.from_dict(config), bool(d["theorem_applies"]),
-                   float(d["bound"]["coefficient"]), float(d["bound"]["rhs"]),
-                   tuple(bound.ProofStep.from_dict(s) for s in d["proof_steps"]),
-                   fr.Frontier.from_dict(d["frontier"]),
-                   tuple(ClassifierResult.from_dict(c) for c in d["classifiers"]))
+CheckResult = TheoremCheck  # the earlier name
 
 
 def all_classifiers(config: CheckConfig) -> tuple:
@@ -118,7 +31,7 @@ def all_classifiers(config: CheckConfig) -> tuple:
     return (*clf.exact_rules(model), *trained)
 
 
-def run_check(config: CheckConfig, progress: bool = False) -> CheckResult:
+def run_check(config: CheckConfig, progress: bool = False) -> TheoremCheck:
     """Run every part of the check for one configuration."""
     model = config.model
     steps = bound.proof_steps(model)
@@ -126,52 +39,53 @@ def run_check(config: CheckConfig, progress: bool = False) -> CheckResult:
     rules = all_classifiers(config)
     mc = montecarlo.estimate_many({r.name: r for r in rules}, model, config.n,
                                   seed=config.seed, progress=progress)
-    rhs = bound.rhs(config.p)
+    limit = Bound.at(config.p)
     results = tuple(ClassifierResult(r.name, mc[r.name], clf.exact_of(r, model),
-                                     mc[r.name].violates(rhs)) for r in rules)
-    return CheckResult(config, bound.theorem_applies(steps), bound.coefficient(config.p),
-                       rhs, steps, front, results)
+                                     mc[r.name].violates(limit.rhs)) for r in rules)
+    return TheoremCheck(config, bound.theorem_applies(steps), limit, steps, front, results,
+                        Provenance.now())
 
 
-def _fmt(est: dict) -> str:
-    lo, hi = est["ci"]
-    return f"{est['estimate']:.4f} [{lo:.4f},{hi:.4f}]"
+def _fmt(est) -> str:
+    return f"{est.value:.4f} [{est.ci_low:.4f},{est.ci_high:.4f}]"
 
 
-def format_table(result: dict) -> str:
-    """The human-readable report of a result dict (as `to_dict` makes)."""
-    prm, bd, fro = result["params"], result["bound"], result["frontier"]
-    lines = [f"Theorem 1 on D(p={prm['p']}, d={prm['d']}), mu={prm['mu']}, eta={prm['eta']}, "
-             f"q={prm['q']}, n={prm['n']}, seed={prm['seed']}",
-             f"bound: Pr[f(rX)=Y] + {bd['coefficient']:.4f} * Pr[f(X+A)=Y] <= {bd['rhs']:.4f}"
-             f"   (corollary: not both >= 1-delta > p = {prm['p']})",
-             f"theorem applies at these parameters: {'yes' if result['theorem_applies'] else 'no'}",
+def format_table(result: TheoremCheck | dict) -> str:
+    """The human-readable report of a check (or of its `to_dict()`)."""
+    res = as_check(result)
+    prm, bd, fro = res.config, res.bound, res.frontier
+    lines = [f"Theorem 1 on D(p={prm.p}, d={prm.d}), mu={prm.mu}, eta={prm.eta}, "
+             f"q={prm.q}, n={prm.n}, seed={prm.seed}",
+             f"bound: Pr[f(rX)=Y] + {bd.coefficient:.4f} * Pr[f(X+A)=Y] <= {bd.rhs:.4f}"
+             f"   (corollary: not both >= 1-delta > p = {prm.p})",
+             f"theorem applies at these parameters: {'yes' if res.theorem_applies else 'no'}",
              "", "proof steps (sympy):"]
-    lines += [f"  {'PASS' if s['passed'] else 'FAIL'}  {s['name']:<22} {s['statement']}"
-              f"  [residual: {s['residual']}]" for s in result["proof_steps"]]
-    lines += ["", f"exact frontier ({len(fro['points'])} points): bound's left side ranges "
-              f"{fro['min_lhs']:.6f} .. {fro['max_lhs']:.6f} vs rhs {fro['rhs']:.6f} "
-              f"(slack {fro['slack']:.2e}); the paper's bound "
-              + ("holds for every classifier" if fro["bound_holds"] else "FAILS for some classifier"),
+    lines += [f"  {'PASS' if s.passed else 'FAIL'}  {s.name:<22} {s.statement}"
+              f"  [residual: {s.residual}]" for s in res.proof_steps]
+    lines += ["", f"exact frontier ({len(fro.points)} points): bound's left side ranges "
+              f"{fro.min_lhs:.6f} .. {fro.max_lhs:.6f} vs rhs {fro.rhs:.6f} "
+              f"(slack {fro.slack:.2e}); the paper's bound "
+              + ("holds for every classifier" if fro.bound_holds else "FAILS for some classifier"),
               "",
               f"{'classifier':<22}{'clean':>26}{'spatial':>26}{'adversarial':>26}{'lhs':>26}"
               f"{'exact (clean/spatial/adv/lhs)':>34}"]
-    for c in result["classifiers"]:
-        ex = c["exact"]
-        exs = "-" if ex is None else "/".join(f"{ex[k]:.4f}" for k in
-                                              ("clean", "spatial", "adversarial", "lhs"))
-        flag = "  VIOLATES" if c["violates"] else ""
-        lines.append(f"{c['name']:<22}" + "".join(f"{_fmt(c[k]):>26}" for k in
-                     ("clean", "spatial", "adversarial", "lhs")) + f"{exs:>34}{flag}")
-    lines += ["", f"verdict: {result['verdict']} (no classifier's left side exceeds "
-              f"{bd['rhs']:.4f} beyond its 95% interval)" if result["verdict"] == "consistent"
-              else f"verdict: violated (a classifier's left side exceeds {bd['rhs']:.4f} "
+    sides = ("clean", "spatial", "adversarial", "lhs")
+    for c in res.classifiers:
+        exs = "-" if c.exact is None else "/".join(f"{getattr(c.exact, k):.4f}" for k in sides)
+        flag = "  VIOLATES" if c.violates else ""
+        lines.append(f"{c.name:<22}" + "".join(f"{_fmt(getattr(c, k)):>26}" for k in sides)
+                     + f"{exs:>34}{flag}")
+    lines += ["", f"verdict: {res.verdict} (no classifier's left side exceeds "
+              f"{bd.rhs:.4f} beyond its 95% interval)" if res.consistent
+              else f"verdict: violated (a classifier's left side exceeds {bd.rhs:.4f} "
               "beyond its 95% interval)"]
     return "\n".join(lines)
 
 
-def theorem1_figure(result, path):
-    """Draw the Theorem 1 figure from a `CheckResult` or its JSON dict."""
+def theorem1_figure(result: TheoremCheck | dict, path):
+    """Draw the Theorem 1 figure from a `TheoremCheck` or its JSON dict."""
+    # Imported here: matplotlib costs about 0.3 s to import (measured with
+    # -X importtime) and only --plot needs it.
     from theory.figure import theorem1_figure as draw
     return draw(result, path)
 
@@ -197,41 +111,21 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def memory_estimate(d: int, n: int) -> float:
-    """Bytes a check of dimension `d` with `n` Monte-Carlo samples holds at
-    its peak: each trained model's float32 training set (and a copy), a few
-    float32 copies of one Monte-Carlo chunk, the MLP with its Adam state."""
-    dim = 2 * d + 1
-    spec = clf.TrainSpec(clf.KINDS[0], clf.MODES[0])
-    rows = 2 * spec.n_train + 4 * min(n, DEFAULT_CHUNK) + 4 * spec.hidden
-    return 4.0 * dim * rows
-
-
-def check_sizes(d: int, n: int, train_steps: int) -> None:
-    """Sizes within the stated maxima and a run that fits in memory, or a UsageError."""
-    validate.count(d, "--d", 1, validate.MAX_DIMENSION)
-    validate.count(n, "--n", 1, validate.MAX_SAMPLES)
-    validate.count(train_steps, "--train-steps", 1, validate.MAX_STEPS)
-    validate.memory(memory_estimate(d, n), "--d", f"a check with d = {d:,}")
-
-
 def main(argv=None) -> int:
-    from core.errors import exit_on_usage_error
     args = _parser().parse_args(argv)
     with exit_on_usage_error(PROG):
         for name in ("p", "mu", "eta", "q"):
             if not math.isfinite(getattr(args, name)):
                 raise ValueError(f"argument --{name}: must be a finite number")
-        check_sizes(args.d, args.n, args.train_steps)
         config = CheckConfig(args.p, args.d, args.n, args.seed, args.mu, args.eta, args.q,
                              args.train_steps)
-        if args.plot is not None:
-            validate.output_file(args.plot, "--plot")
-    result = run_check(config, progress=not args.json and sys.stderr.isatty()).to_dict()
+        if args.plot and not str(args.plot).strip():
+            raise ValueError("argument --plot: empty file name")
+    result = run_check(config, progress=not args.json and sys.stderr.isatty())
     if args.plot:
         theorem1_figure(result, args.plot)
-    print(json.dumps(result) if args.json else format_table(result))
-    return 0 if result["verdict"] == "consistent" else 1
+    print(json.dumps(result.to_dict()) if args.json else format_table(result))
+    return 0 if result.consistent else 1
 
 
 if __name__ == "__main__":

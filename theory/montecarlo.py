@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
+from tqdm import tqdm
 
 from theory import bound, distribution
 from theory.distribution import DEFAULT_CHUNK, ModelParams
@@ -88,22 +89,77 @@ def _accuracies(counts: np.ndarray, n: int, p: float, method: str, level: float)
     return Accuracies(clean, spatial, adv, lhs)
 
 
+def _projected(classifier) -> bool:
+    """The classifier reads x only through `x @ classifier.projection`."""
+    return callable(getattr(classifier, "decide", None)) and hasattr(classifier, "projection")
+
+
+class _Projections:
+    """The projections of several rules side by side, (2d+1, K) float32
+    (identical ones stored once), and each rule's columns."""
+
+    def __init__(self, rules: Mapping[str, object], params: ModelParams):
+        blocks, where, seen, width = [], {}, {}, 0
+        for name, rule in rules.items():
+            m = np.asarray(rule.projection, dtype=np.float32)
+            if m.shape[0] != params.dim:
+                raise ValueError(f"`{name}` projects {m.shape[0]} coordinates, D(p, d) has {params.dim}.")
+            key = (m.shape, m.tobytes())
+            if key not in seen:
+                seen[key] = slice(width, width + m.shape[1])
+                blocks.append(m)
+                width += m.shape[1]
+            where[name] = seen[key]
+        self.rules, self.where = rules, where
+        self.clean = np.concatenate(blocks, axis=1) if blocks else np.zeros((params.dim, 0), np.float32)
+        self.swapped = self.clean[distribution.pair_swap_index(params.dim)]   # rows of r(x) . M
+        self.shift = distribution.attack_direction(params) @ self.clean       # (K,): A(x) . M at y = +1
+
+    def counts(self, x: np.ndarray, y: np.ndarray, swapped: np.ndarray) -> dict[str, list[int]]:
+        """Correct predictions of each rule on x, r(x) and x + A(x)."""
+        clean = distribution.matmul(x, self.clean)                        # (m, K)
+        spatial = clean.copy()
+        rows = np.flatnonzero(swapped)
+        spatial[rows] = distribution.matmul(x[rows], self.swapped)
+        attacked = clean + y[:, None].astype(np.float32) * self.shift[None, :]
+        return {name: [int(np.count_nonzero(rule.decide(v[:, self.where[name]]) == y))
+                       for v in (clean, spatial, attacked)]
+                for name, rule in self.rules.items()}
+
+
+def _views(x: np.ndarray, y: np.ndarray, swapped: np.ndarray, params: ModelParams):
+    """x, r(x) (the rows in `swapped` have every pair exchanged) and x + A(x)."""
+    out = x.copy()
+    rows = np.flatnonzero(swapped)
+    out[rows] = x[rows][:, distribution.pair_swap_index(x.shape[1])]
+    return x, out, distribution.perturb(x, y, params)
+
+
 def estimate_many(classifiers: Mapping[str, object], params: ModelParams, n: int,
                   seed: int = 0, chunk_size: int = DEFAULT_CHUNK, method: str = "wilson",
                   level: float = 0.95, progress: bool = False) -> dict[str, Accuracies]:
     """Accuracies of every classifier on the same n streamed samples: clean
-    X, r(X) (fresh swap per row) and X + A(X)."""
-    predictors = {name: as_predictor(c) for name, c in classifiers.items()}
-    counts = {name: np.zeros(3, dtype=np.int64) for name in predictors}
+    X, r(X) (fresh swap per row) and X + A(X). Rules with a `projection`
+    (every rule in `theory.classifiers`) are scored together from one
+    product per chunk (r and A act linearly); any other callable or torch
+    module sees the three views themselves."""
+    projected = _Projections({k: c for k, c in classifiers.items() if _projected(c)}, params)
+    predictors = {name: as_predictor(c) for name, c in classifiers.items()
+                  if name not in projected.rules}
+    counts = {name: np.zeros(3, dtype=np.int64) for name in classifiers}
     chunks = distribution.stream(params, n, seed, chunk_size)
     if progress:
-        from tqdm import tqdm
         chunks = tqdm(chunks, total=-(-n // chunk_size), desc="monte-carlo", unit="chunk",
                       leave=False, file=sys.stderr)
     for x, y, rng in chunks:
-        views = (x, distribution.swap(x, params, rng), distribution.perturb(x, y, params))
-        for name, predict in predictors.items():
-            counts[name] += [_correct(predict, v, y) for v in views]
+        swapped = distribution.swap_rows(x.shape[0], params, rng)
+        if projected.rules:
+            for name, k in projected.counts(x, y, swapped).items():
+                counts[name] += k
+        if predictors:
+            views = _views(x, y, swapped, params)
+            for name, predict in predictors.items():
+                counts[name] += [_correct(predict, v, y) for v in views]
     return {name: _accuracies(k, n, params.p, method, level) for name, k in counts.items()}
 
 
