@@ -108,6 +108,23 @@ class RunLock:
         finally:
             os.close(guard)  # releases the flock
 
+    def _busy(self, owner: dict) -> UsageError:
+        return UsageError(
+            f"{self.what} is being written by pid {owner.get('pid')} on "
+            f"{owner.get('host')} (since {owner.get('started')}); wait for it to finish, "
+            f"or remove {self.path} if that process is gone")
+
+    def check(self) -> None:
+        """Raise the second writer's UsageError if another live process holds
+        the lock now (takes nothing)."""
+        owner = read_owner(self.path)
+        if not owner:
+            return
+        if owner.get("pid") == os.getpid() and owner.get("host") == _host():
+            return
+        if not self._stale(owner):
+            raise self._busy(owner)
+
     def acquire(self) -> "RunLock":
         key = str(self.path.resolve()) if self.path.parent.exists() else str(self.path)
         if RunLock._held.get(key):
@@ -143,10 +160,7 @@ class RunLock:
             if self._stale(owner):
                 self._take_over(owner)
                 continue
-            raise UsageError(
-                f"{self.what} is being written by pid {owner.get('pid')} on "
-                f"{owner.get('host')} (since {owner.get('started')}); wait for it to finish, "
-                f"or remove {self.path} if that process is gone")
+            raise self._busy(owner)
         else:
             raise UsageError(f"cannot take the lock {self.path}: it keeps changing")
         RunLock._held[key] = 1

@@ -147,6 +147,24 @@ def test_two_trainers_on_one_out_one_wins_the_other_gets_one_line(tmp_path):
 TINY = TrainConfig(epochs=1, train_subset=100, test_subset=100, batch_size=50)
 
 
+def test_a_folder_being_written_is_reported_as_such_not_as_a_finished_run(tmp_path):
+    from empirics.train import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TINY.to_dict()))  # what the writer wrote first
+    proc = _holder(run, 30)
+    try:
+        with pytest.raises(UsageError, match=f"being written by pid {proc.pid}"):
+            train(TINY, run, progress=False)
+        with pytest.raises(UsageError, match=f"being written by pid {proc.pid}"):
+            train(TINY, run, resume=True, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE, "config.json"]
+
+
 def _spec() -> RunSpec:
     return RunSpec(TINY, thetas=(0.0, 90.0), epsilons=(0.0, 0.1), pgd_steps=1, n_test=50)
 
