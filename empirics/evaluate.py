@@ -205,20 +205,6 @@ def _check_inputs(images, labels, attack, steps, batch_size):
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
 
 
-@torch.no_grad()
-def _infer_classes(model: nn.Module, images: Tensor) -> int:
-    training = model.training
-    model.eval()
-    try:
-        out = model(images[:2].to(model_device(model)))
-    finally:
-        model.train(training)
-    if not isinstance(out, Tensor) or out.dim() != 2:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"the model must return (N, classes) logits, got {shape}.")
-    return int(out.shape[1])
-
-
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor,
              epsilons=DEFAULT_EPSILONS, *, attack: str = "pgd", steps: int = 40,
              thetas=DEFAULT_THETAS, k: int = 10, n_grid: int = 31, seed: int = 0,
@@ -240,9 +226,7 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor,
     grid = check_grid(epsilons, "epsilons", 0.0, 1.0)
     net = with_input_normalization(model, input_mean, input_std, images.shape[1])
     images, labels = images.detach().cpu(), labels.detach().cpu().long()
-    if num_classes is None:
-        num_classes = _infer_classes(net, images)
-    check_classifier(net, images, num_classes, dataset or "the data set")
+    num_classes = check_classifier(net, images, num_classes, dataset or "the data set")
     if bool(labels.min() < 0) or bool(labels.max() >= num_classes):
         raise ValueError(f"`labels` must lie in [0, {num_classes - 1}].")
     device = model_device(net)

@@ -115,7 +115,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> str:
     if not Path(path).is_file():
         raise UsageError(f"--weights: file {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # notes on pickle protocols: the error says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise UsageError(f"--weights: cannot read {path} as a state dict "
                          f"(torch.load weights_only=True): {_first_line(err)}") from None
@@ -175,9 +177,11 @@ def parse_stats(text: str | Sequence[float] | None, flag: str, channels: int) ->
     """'0.5' or '0.49,0.48,0.45' -> one float per channel (one value is repeated)."""
     if text is None:
         return None
+    if isinstance(text, (int, float)):
+        text = (text,)
     try:
         values = tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text))
-    except ValueError:
+    except (TypeError, ValueError):
         raise UsageError(f"{flag}: expected a number or comma-separated numbers, got {text!r}") from None
     if len(values) == 1:
         values = values * channels
@@ -223,10 +227,11 @@ def with_input_normalization(model: nn.Module, mean, std, channels: int) -> nn.M
 
 
 @torch.no_grad()
-def check_classifier(model: nn.Module, images: torch.Tensor, num_classes: int,
-                     dataset: str = "the data set") -> None:
+def check_classifier(model: nn.Module, images: torch.Tensor, num_classes: int | None = None,
+                     dataset: str = "the data set") -> int:
     """Raise UsageError unless `model` maps two of `images` to (2, num_classes)
-    floating-point logits."""
+    floating-point logits (any number of classes >= 2 when None); returns
+    the number of classes."""
     x = images[:2].to(model_device(model))
     shape = "(N, " + ", ".join(str(s) for s in images.shape[1:]) + ")"
     training = model.training
@@ -238,11 +243,15 @@ def check_classifier(model: nn.Module, images: torch.Tensor, num_classes: int,
                          f"{type(err).__name__}: {_first_line(err)}") from None
     finally:
         model.train(training)
+    want = "classes" if num_classes is None else str(num_classes)
     if not isinstance(out, torch.Tensor):
-        raise UsageError(f"--model must return a tensor of (N, {num_classes}) logits, "
+        raise UsageError(f"--model must return a tensor of (N, {want}) logits, "
                          f"got {type(out).__name__}")
-    if out.shape != (len(x), num_classes) or not out.is_floating_point():
-        raise UsageError(f"--model must return (N, {num_classes}) floating-point logits for "
+    ok = out.dim() == 2 and out.shape[0] == len(x) and (
+        out.shape[1] >= 2 if num_classes is None else out.shape[1] == num_classes)
+    if not ok or not out.is_floating_point():
+        raise UsageError(f"--model must return (N, {want}) floating-point logits for "
                          f"{dataset}, got shape {tuple(out.shape)} ({out.dtype}) for N = {len(x)}")
     if not bool(torch.isfinite(out).all()):
         raise UsageError("--model returns non-finite logits")
+    return int(out.shape[1])
