@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from empirics.attacks import LinfBall, attack_mode, fgsm, pgd, pgd_profile, predict
+from empirics.attacks import LinfBall, attack_mode, fgsm, model_device, pgd, pgd_profile, predict
 
 
 def small_cnn(seed: int = 0) -> nn.Module:
@@ -229,3 +229,54 @@ def test_pgd_rejects_inputs_outside_pixel_space():
 def test_profile_rejects_bad_grid(grid, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         pgd_profile(small_cnn(), images(4, 0), torch.arange(4), grid)
+
+
+# ---------------------------------------------------------------- pool modes, devices
+@pytest.mark.parametrize("random_start", [False, True])
+def test_compact_and_static_pools_give_the_same_outcomes(random_start):
+    # The static pool (all rows every step, the GPU mode) and the compact one
+    # (active rows only, the CPU mode) run the same pairs with the same iterates.
+    model, x = small_cnn(4), images(60, 4)
+    y = mostly_correct_labels(model, x, 4)
+    eps = [0.0, 0.02, 0.05, 0.1, 0.2, 0.4]
+    runs = [pgd_profile(model, x, y, eps, steps=6, batch_size=size, compact=compact,
+                        sync_every=every, random_start=random_start,
+                        generator=torch.Generator().manual_seed(7))
+            for compact, size, every in [(True, 16, 1), (False, 16, 1), (False, 16, 5),
+                                         (False, 1000, 3)]]
+    first = runs[0]
+    assert 0 < sum(first.correct) < len(x) * len(eps)  # something to count
+    for r in runs[1:]:
+        assert (r.broken_at, r.fooled_at, r.pair_steps) == \
+            (first.broken_at, first.fooled_at, first.pair_steps)
+
+
+def test_pgd_profile_rejects_bad_sync_every():
+    model, x = small_cnn(), images(4, 0)
+    with pytest.raises(ValueError, match="sync_every"):
+        pgd_profile(model, x, torch.zeros(4, dtype=torch.long), [0.1], sync_every=0)
+
+
+def test_model_device_falls_back_for_a_model_without_tensors():
+    assert model_device(nn.ReLU()) == torch.device("cpu")
+    assert model_device(nn.ReLU(), torch.device("meta")) == torch.device("meta")
+    assert model_device(small_cnn()) == torch.device("cpu")
+
+
+def test_validate_false_skips_only_the_read_back_checks():
+    model = small_cnn()
+    x = images(4, 0) * 2  # outside [0, 1]
+    y = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="pixel space"):
+        pgd(model, x, y, 0.1, steps=1)
+    pgd(model, x, y, 0.1, steps=1, validate=False)
+    with pytest.raises(ValueError, match="pixel space"):  # a float eps is checked on the host
+        pgd(model, images(4, 0), y, 1.5, steps=1, validate=False)
+
+
+def test_eps_as_list_or_tensor_gives_the_same_attack():
+    model, x = small_cnn(), images(3, 5)
+    y = predict(model, x)
+    a = pgd(model, x, y, [0.1, 0.2, 0.3], steps=3)
+    b = pgd(model, x, y, torch.tensor([0.1, 0.2, 0.3]), steps=3)
+    assert torch.equal(a, b)

@@ -201,3 +201,16 @@ def test_profile_rejects_inconsistent_outcomes():
         RobustnessProfile((0.0, 0.1), (0, 3), (0, 0), 0.0, 40, 0)
     with pytest.raises(ValueError, match="`invariant`"):
         InvarianceProfile((0.0,), ((True,), (True,)), ((True,),), (True,), 0)
+
+
+def test_profiles_run_on_the_models_device_unless_told():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    x = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (20,), generator=torch.Generator().manual_seed(2))
+    own = robustness_profile(model, x, y, [0.0, 0.1], steps=3, test_rotation=20.0)
+    told = robustness_profile(model, x, y, [0.0, 0.1], steps=3, test_rotation=20.0, device="cpu")
+    assert (own.broken_at, own.fooled_at) == (told.broken_at, told.fooled_at)
+    inv = invariance_profile(model, x, y, [0.0, 45.0])
+    assert inv.invariant == invariance_profile(model, x, y, [0.0, 45.0], device="cpu").invariant
+    assert all(inv.invariant[0])  # theta 0: every prediction kept

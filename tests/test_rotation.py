@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.transforms import InterpolationMode
 
-from empirics.rotation import random_angles, rotate
+from empirics.rotation import _exact_quarter_turns, _masked_quarter_turns, random_angles, rotate
 
 MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR}
 
@@ -139,3 +139,29 @@ def test_rotate_validates(kwargs, name):
 def test_random_angles_validates(n, theta, name):
     with pytest.raises(ValueError, match=name):
         random_angles(n, theta)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_masked_quarter_turns_equal_the_indexed_ones(mode):
+    # the device path (mask, no read-back) and the host path (index) agree bit for bit
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(12, 2, 9, 9, generator=g)
+    angles = torch.tensor([0.0, 90, -90, 180, 270, 360, -450, 30, 45.5, 89.999, -180, 720],
+                          dtype=torch.float64)
+    base = torch.rand(12, 2, 9, 9, generator=g)
+    indexed = base.clone()
+    _exact_quarter_turns(images, angles, indexed)
+    masked = _masked_quarter_turns(images, angles, base)
+    assert torch.equal(masked, indexed)
+    assert torch.equal(masked[7:10], base[7:10])  # other angles untouched
+    assert torch.equal(rotate(images, angles.float(), mode)[:7],
+                       torch.stack([torch.rot90(im, k, dims=(1, 2)) for im, k in
+                                    zip(images[:7], (0, 1, 3, 2, 3, 0, 3))]))
+
+
+def test_one_quarter_turn_for_all_skips_resampling_but_not_gradients():
+    x = torch.rand(3, 1, 6, 6, requires_grad=True)
+    out = rotate(x, torch.full((3,), 90.0))
+    assert torch.equal(out, torch.rot90(x, 1, dims=(2, 3)))
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from empirics.data import DATASETS
 from empirics.models.registry import MODEL_NAMES
 from empirics.train.config import DEFAULT_LR, TrainConfig, cusp_stages, parse_stages
 from empirics.train.folder import CONFIG, TrainResult, read_config
-from empirics.train.loop import train
+from empirics.train.loop import CUBLAS_WORKSPACE, train
 
 # ---------------------------------------------------------------- command line
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name != "model_kwargs"}
@@ -72,6 +73,13 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-subset", type=int, help="report test accuracy on a stratified subset of N images")
     p.add_argument("--model-kwarg", dest="model_kwargs", type=_model_kwarg, action="append",
                    metavar="KEY=VALUE", help="extra model argument, e.g. invariant_head=true (repeatable)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels: torch.use_deterministic_algorithms, cuDNN "
+                   "determinism, CUBLAS_WORKSPACE_CONFIG=:4096:8; on CUDA a resumed run then "
+                   "equals an uninterrupted one bit for bit (slower); no effect on CPU results")
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast for the training forward pass (default float32; the "
+                   "attacks stay float32); changes the weights, so the run's identity")
 
 
 def parser() -> ArgumentParser:
@@ -135,6 +143,8 @@ def main(argv: list[str] | None = None) -> TrainResult:
         if args.resume and (Path(args.out) / CONFIG).is_file():
             stored = read_config(args.out).to_dict()
         config = config_from_args(args, stored)
+        if config.deterministic:  # before any CUDA work, so cuBLAS picks it up
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
         result = train(config, args.out, resume=args.resume, device=args.device,
                        progress=not args.quiet, force=args.force, download=args.download)
     last = result.epochs[-1]

@@ -138,6 +138,10 @@ class TrainConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     model_kwargs: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    # Execution: deterministic GPU kernels (same results as without on CPU);
+    # amp: bf16 autocast for the training step's forward pass (attacks stay float32).
+    deterministic: bool = False
+    amp: bool = False
 
     def __post_init__(self):
 
@@ -164,6 +168,8 @@ class TrainConfig:
         _check(isinstance(self.model_kwargs, tuple) and all(
             isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.model_kwargs),
             "model_kwargs", "a tuple of (name, value) pairs", self.model_kwargs)
+        for name in ("deterministic", "amp"):
+            _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         _coerce(self, ("lr", "momentum", "weight_decay", "lr_gamma", "train_rotation", "adv_eps",
                        "adv_step_size"))
         _coerce(self, ("epochs", "batch_size", "adv_steps", "seed", "train_subset", "test_subset"), int)

@@ -18,7 +18,7 @@ import math
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from core.device import pick_device
 from core.errors import UsageError
 from core.lock import RunLock
 from core.io import atomic_write_json
-from empirics.attacks import pgd, predict
+from empirics.attacks import pgd, predict, to_device
 from empirics.data import ImageData, load
 from empirics.models.registry import build_model
 from empirics.rotation import random_angles, rotate
@@ -121,8 +121,43 @@ def augment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, stage: Stage,
         x = rotate(x, angles, config.interpolation)  # (B, C, H, W)
     if stage.eps > 0:
         x = pgd(model, x, y, stage.eps, steps=config.adv_steps, step_size=config.adv_step_size,
-                random_start=config.adv_random_start, generator=gens["attack"])  # (B, C, H, W)
+                random_start=config.adv_random_start, generator=gens["attack"],
+                validate=False)  # (B, C, H, W); data in [0, 1] since loading
     return x
+
+
+# ---------------------------------------------------------------- execution
+CUBLAS_WORKSPACE = ":4096:8"  # the cuBLAS setting for reproducible results (CUDA >= 10.2)
+
+
+@contextmanager
+def execution_mode(deterministic: bool):
+    """With `deterministic`: `torch.use_deterministic_algorithms(True)`,
+    cuDNN deterministic without autotuning, and CUBLAS_WORKSPACE_CONFIG set
+    (unless already set; it takes effect for cuBLAS handles created after,
+    so the command line sets it before any CUDA work). Restored after."""
+    if not deterministic:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(),
+              cudnn.deterministic, cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        cudnn.deterministic, cudnn.benchmark = before[2], before[3]
+
+
+def autocast(config: TrainConfig, device: torch.device):
+    """bf16 autocast for the training step when `config.amp`, else nothing."""
+    if not config.amp:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
@@ -139,8 +174,9 @@ def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
         idx = order[start:start + config.batch_size]  # (B,)
         y = data.labels[idx]  # (B,)
         x = augment(model, data.images[idx], y, stage, config, gens)  # (B, C, H, W)
-        logits = model(x)  # (B, K)
-        loss = F.cross_entropy(logits, y)
+        with autocast(config, device):
+            logits = model(x)  # (B, K)
+            loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -157,7 +193,8 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 500) -> float:
     """Clean accuracy in eval mode."""
 
     model.eval()
-    return int((predict(model, data.images, batch_size) == data.labels).sum()) / len(data)
+    pred = predict(model, data.images, batch_size)  # (N,) on the model's device
+    return int((pred == to_device(data.labels, pred.device)).sum()) / len(data)
 
 
 def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, progress) -> EpochMetrics:
@@ -215,7 +252,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         ckpt = _existing_run(out, config, resume, force)  # again: the folder is ours now
         remove_leftovers(out)
         threads = TRAIN_THREADS if ckpt is None else ckpt.get("threads", TRAIN_THREADS)
-        with intra_op_threads(threads):
+        with intra_op_threads(threads), execution_mode(config.deterministic):
             model = build(config).to(dev)
             opt = make_optimizer(config, model)
             gens = make_generators(config.seed)
