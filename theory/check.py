@@ -17,7 +17,6 @@ import sys
 from theory import bound, classifiers as clf, frontier as fr, montecarlo
 from theory.result import (Bound, CheckConfig, ClassifierResult, Provenance, TheoremCheck,
                            as_check)
-from theory.distribution import ModelParams
 from core.errors import ArgumentParser, exit_on_usage_error
 
 PROG = "python -m theory.check"
@@ -84,8 +83,8 @@ def format_table(result: TheoremCheck | dict) -> str:
 
 def theorem1_figure(result: TheoremCheck | dict, path):
     """Draw the Theorem 1 figure from a `TheoremCheck` or its JSON dict."""
-    # Imported here: matplotlib costs about 0.3 s to import (measured with
-    # -X importtime) and only --plot needs it.
+    # Imported here: theory.figure (matplotlib) adds 0.55-0.9 s to the import of
+    # this module (-X importtime, 2 shared cores) and only --plot needs it.
     from theory.figure import theorem1_figure as draw
     return draw(result, path)
 
