@@ -1,7 +1,8 @@
 """One writer per folder: `RunLock(folder)`.
 
 The lock is a file `folder/.lock` created atomically (`O_CREAT | O_EXCL`)
-holding JSON {pid, host, started}. A second writer gets a UsageError naming
+holding JSON {pid, host, started, start_ticks} (start_ticks: when the
+process started, so a recycled pid does not keep a lock alive). A second writer gets a UsageError naming
 the owner. A lock whose owner is a dead process on this host is stale: it is
 taken over: removed under an flock on `folder/.lock.guard` after reading it
 again (so of several processes taking over at once, one removes it and the
@@ -48,6 +49,17 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, from /proc), so a
+    recycled pid is told apart from the process that took a lock; None
+    where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def read_owner(path: Path) -> dict | None:
     """The JSON of a lock file; {} when unreadable or half-written; None if absent."""
     try:
@@ -78,7 +90,8 @@ class RunLock:
     # ------------------------------------------------------------ acquire
     def _create(self) -> bool:
         record = {"pid": os.getpid(), "host": _host(),
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "start_ticks": process_start(os.getpid())}
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -90,9 +103,14 @@ class RunLock:
         return True
 
     def _stale(self, owner: dict) -> bool:
+        """The owner is a dead process on this host (or its pid now names
+        a process started later)."""
         if owner.get("host") != _host() or not isinstance(owner.get("pid"), int):
             return False
-        return not pid_alive(owner["pid"])
+        if not pid_alive(owner["pid"]):
+            return True
+        recorded, now = owner.get("start_ticks"), process_start(owner["pid"])
+        return isinstance(recorded, int) and now is not None and now != recorded
 
     def _take_over(self, owner: dict) -> None:
         """Remove the stale lock `owner`. Take-overs are serialised by an flock

@@ -17,7 +17,7 @@ import pytest
 
 from core.errors import UsageError
 from core.io import atomic_write_json, atomic_write_text
-from core.lock import LOCK_FILE, RunLock, pid_alive, read_owner
+from core.lock import LOCK_FILE, RunLock, pid_alive, process_start, read_owner
 from empirics.train import TrainConfig
 from pipeline.runspec import RunSpec
 from pipeline.runstore import RunStore
@@ -90,6 +90,15 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path):
     assert read_owner(tmp_path / LOCK_FILE)["pid"] == proc.pid  # kill -9 left it behind
     with RunLock(tmp_path):
         assert read_owner(tmp_path / LOCK_FILE)["pid"] == os.getpid()
+
+
+def test_lock_whose_pid_was_recycled_is_taken_over(tmp_path):
+    # a live pid (this process) but a start time that is not its own
+    (tmp_path / LOCK_FILE).write_text(json.dumps({
+        "pid": os.getpid(), "host": socket.gethostname(), "started": "then",
+        "start_ticks": process_start(os.getpid()) - 1}))
+    with RunLock(tmp_path):
+        assert read_owner(tmp_path / LOCK_FILE)["start_ticks"] == process_start(os.getpid())
 
 
 def test_lock_from_another_host_is_never_taken_over(tmp_path):
