@@ -91,3 +91,14 @@ def test_projected_and_generic_monte_carlo_agree(params):
         for key in ("clean", "spatial", "adversarial"):
             a, b = getattr(fast[r.name], key).successes, getattr(slow[r.name], key).successes
             assert abs(a - b) <= 2, (r.name, key, a, b)
+
+
+def test_interval_rule_without_dim_takes_the_generic_path():
+    params = ModelParams(0.7, 9)
+    rule = classifiers.bayes_clean(params)
+    bare = classifiers.IntervalRule("bare", rule.sets)
+    assert bare.projection is None and rule.projection.shape == (params.dim, 2)
+    a = montecarlo.estimate(rule, params, 5000, seed=3)
+    b = montecarlo.estimate(bare, params, 5000, seed=3)
+    assert a.clean.successes == b.clean.successes and a.adversarial.successes == b.adversarial.successes
+    assert abs(a.spatial.successes - b.spatial.successes) <= 2         # float32 ties only

@@ -80,10 +80,9 @@ class IntervalRule:
     dim: int | None = field(default=None, repr=False)   # 2d + 1, for `projection`
 
     @property
-    def projection(self) -> np.ndarray:
-        if self.dim is None:
-            raise ValueError("an IntervalRule built without `dim` has no projection")
-        return statistic_projection(self.dim)
+    def projection(self) -> np.ndarray | None:
+        """(x0, z) as columns; None without `dim` (then only `__call__` applies)."""
+        return None if self.dim is None else statistic_projection(self.dim)
 
     def decide(self, proj: np.ndarray) -> np.ndarray:
         x0, z = proj[:, 0].astype(np.float64), proj[:, 1].astype(np.float64)  # (n,), (n,)
@@ -222,7 +221,7 @@ def _uniform_init(rng: np.random.RandomState, shape: tuple, fan_in: int) -> np.n
 
 def _init(spec: TrainSpec, dim: int) -> list[np.ndarray]:
     """Initial parameters: weight then bias of each layer, as torch draws them."""
-    rng = np.random.RandomState(spec.seed)
+    rng = np.random.RandomState(spec.seed & 0xFFFFFFFF)    # torch keeps the low 32 bits too
     if spec.kind == "logreg":
         return [_uniform_init(rng, (1, dim), dim), _uniform_init(rng, (1,), dim)]
     h = spec.hidden
@@ -280,8 +279,8 @@ def _batch(spec: TrainSpec, params: ModelParams, x, y, rng):
 
 
 def train(spec: TrainSpec, params: ModelParams):
-    """Minimise the logistic loss with Adam on minibatches of fresh samples
-    of D(p, d) (in the spec's mode), in numpy. A logistic regression comes
+    """Minimise the logistic loss with Adam on minibatches drawn from
+    `n_train` samples of D(p, d) (in the spec's mode), in numpy. A logistic regression comes
     back as an exact `LinearRule`, an MLP as an `MLPRule`. Seeded: `seed`
     fixes the training set, the batches and the initial weights."""
     rng = np.random.default_rng(spec.seed)

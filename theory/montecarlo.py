@@ -91,7 +91,8 @@ def _accuracies(counts: np.ndarray, n: int, p: float, method: str, level: float)
 
 def _projected(classifier) -> bool:
     """The classifier reads x only through `x @ classifier.projection`."""
-    return callable(getattr(classifier, "decide", None)) and hasattr(classifier, "projection")
+    return (callable(getattr(classifier, "decide", None))
+            and getattr(classifier, "projection", None) is not None)
 
 
 class _Projections:
