@@ -42,7 +42,7 @@ def profile_figure(ev: Evaluation, title: str | None = None):
               COLORS["worst_of_k"])
         _line(right, th, ev.spatial.grid_accuracy, f"accuracy, grid of {ev.spatial.n_grid}",
               COLORS["grid"])
-        right.legend(loc="lower left")
+        right.legend(loc="upper right")
     right.set(xlabel="θ (rotations in [-θ°, θ°])", ylabel="rate", ylim=(-0.02, 1.02),
               title="Rotation profiles")
     if title:
