@@ -32,7 +32,7 @@ from core.grids import check_grid
 from empirics.attacks import attack_mode, predict
 from empirics.autoattack import COMPONENTS, autoattack_profile, library_version
 from empirics.external import check_classifier, model_device, with_input_normalization
-from empirics.profiles import InvarianceProfile, RobustnessProfile, invariance_profile, robustness_profile
+from empirics.profiles import InvarianceProfile, invariance_profile, robustness_profile
 from empirics.spatial import SpatialProfile, spatial_profile
 
 SCHEMA = "invrob.evaluation/1"
