@@ -16,7 +16,6 @@ Theorem 1 check belong to `pipeline.make`; this module only draws.
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from core.errors import UsageError
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
 from paper_figures import draw, tables
 from pipeline import make
-from pipeline.experiments import FIGURE_NAMES, FigureSpec, figure
+from pipeline.experiments import FIGURE_NAMES, FigureSpec, declared, figure, scale_label
 from pipeline.runstore import RunStore
 from pipeline.sweep import RunOptions
 from theory.check import theorem1_figure
@@ -37,8 +36,8 @@ PROFILE_ORDER = {"train_rotation": ("robustness", "invariance"),
 LEGEND_TITLE = {"train_rotation": "train/test rotation A/B (°)", "adv_eps": "PGD training budget"}
 
 
-def default_out_dir(scale: str) -> Path:
-    return Path("paper_figures") / scale
+def default_out_dir(scale: str, dataset: str | None = None) -> Path:
+    return Path("paper_figures") / scale_label(scale, dataset)
 
 
 def check_names(names) -> tuple[str, ...]:
@@ -109,11 +108,12 @@ def _draw_files(fig: FigureSpec, store: RunStore, png: Path, pdf: Path) -> str:
 
 
 def plot_figure(name: str, scale: str = "quick", store: RunStore | str = "run_store",
-                out_dir: str | os.PathLike | None = None, command: str | None = None) -> list[Path]:
+                out_dir: str | os.PathLike | None = None, command: str | None = None,
+                dataset: str | None = None) -> list[Path]:
     """Draw figure `name` from the store; return the files written."""
-    fig = figure(name, scale)
+    fig = figure(name, scale, dataset)
     store = store if isinstance(store, RunStore) else RunStore(store)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(scale)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(scale, dataset)
     if fig.theory is not None:
         make.theorem_result(fig, store)  # fail before writing anything
     else:
@@ -123,7 +123,7 @@ def plot_figure(name: str, scale: str = "quick", store: RunStore | str = "run_st
     atomic_write_text(csv_path, _draw_files(fig, store, png, pdf))
     atomic_write_json(json_path, {
         "command": command or " ".join(["python -m paper_figures", *sys.argv[1:]]),
-        "figure": name, "scale": scale, "store": str(store.root),
+        "figure": name, "scale": scale, "dataset": fig.dataset, "store": str(store.root),
         "declaration": fig.to_dict(), "run_keys": list(fig.keys), "seeds": list(fig.seeds),
         "records_digest": make.records_digest(fig, store),
         "bands": SEEDS_NOTE if len(fig.seeds) > 1 else "Wilson 95 % interval of each rate",
@@ -142,15 +142,20 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
                  jobs: int = 1, ray: str | None = None, gpus_per_run: float = 0.0,
                  data_dir: str | None = None, download: bool = False,
                  out_dir: str | os.PathLike | None = None, progress: bool = True,
-                 device: str | None = None, command: str | None = None) -> dict[str, str]:
+                 device: str | None = None, command: str | None = None,
+                 dataset: str | None = None) -> dict[str, str]:
     """Make what the figures of `names` whose data set is available still
     miss, then draw those that are missing or stale.
     Returns {name: "plotted" | "up to date" | "skipped: <reason>"}."""
     store = store if isinstance(store, RunStore) else RunStore(store)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(scale)
-    figs = [figure(n, scale) for n in check_names(names)]
+    out = Path(out_dir) if out_dir is not None else default_out_dir(scale, dataset)
     status, ready = {}, []
-    for fig in figs:
+    names = check_names(names)
+    for name in names:
+        if not declared(name, scale):
+            status[name] = f"skipped: not declared at scale {scale}"
+            continue
+        fig = figure(name, scale, dataset)
         why = make.available(fig, data_dir, download)
         if why is None:
             ready.append(fig)
@@ -162,6 +167,6 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
         if figure_current(fig, store, out):
             status[fig.name] = "up to date"
         else:
-            plot_figure(fig.name, scale, store, out, command)
+            plot_figure(fig.name, scale, store, out, command, dataset)
             status[fig.name] = "plotted"
     return {n: status[n] for n in names}

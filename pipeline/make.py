@@ -12,8 +12,12 @@ never train or measure by themselves:
 - `theorem_result(fig, store)`: the stored Theorem 1 check of a declaration.
 - `test_data(spec, data_dir)`: the test images a run's profiles were measured on
   (defined next to the sweep that measures them).
+- `model_of(record)`: a stored run's model (`NeedsCheckpoint` when the store
+  holds its records only).
 - `remeasure_pgd(record, epsilons, steps, data_dir)`: a fresh robustness
   profile of a stored run on those same images (the quoted numbers).
+- `export_records(figs, store, dest)`: the small records (never checkpoints)
+  copied into a results folder that plots and reports regenerate from.
 - `records_digest(fig, store)`: a hash of every stored result a figure is
   drawn from, so that a drawn figure knows when it went stale;
   `is_current(fig, store, meta_path)` compares a product's record of it.
@@ -25,10 +29,10 @@ import json
 from pathlib import Path
 
 from core.errors import UsageError
-from core.io import atomic_write_json
+from core.io import atomic_write_bytes, atomic_write_json
 from empirics.data import load
 from empirics.profiles import RobustnessProfile, robustness_profile
-from empirics.train import load_model
+from empirics.train import CHECKPOINT, load_model
 from pipeline.experiments import FigureSpec
 from pipeline.runspec import config_hash
 from pipeline.runstore import PROFILES_FILE, MissingRunError, RunRecord, RunStore
@@ -96,11 +100,24 @@ def theorem_result(fig: FigureSpec, store: RunStore) -> dict:
         raise UsageError(f"corrupt Theorem 1 result {path}: {type(err).__name__}") from None
 
 
+class NeedsCheckpoint(MissingRunError):
+    """The store holds a run's records but not its checkpoint (a results
+    folder that travelled without them): what needs the model cannot run."""
+
+
+def model_of(record: RunRecord, device=None):
+    """The trained model of a stored run, in eval mode."""
+    if not (record.run_dir / CHECKPOINT).is_file():
+        raise NeedsCheckpoint(f"run {record.spec.key} has records but no checkpoint in "
+                              f"{record.run_dir.parent} (a records-only results folder)")
+    return load_model(record.run_dir, device=device)[0]
+
+
 def remeasure_pgd(record: RunRecord, epsilons, steps: int = 40, data_dir: str | None = None,
                   device=None, progress: bool = False) -> RobustnessProfile:
     """A fresh robustness profile (B = 0) of a stored run at `epsilons`,
     on the very test images its stored profiles used."""
-    model, _ = load_model(record.run_dir, device=device)
+    model = model_of(record, device)
     test = test_data(record.spec, data_dir)
     return robustness_profile(model, test.images, test.labels, sorted(set(epsilons)),
                               steps=steps, seed=record.spec.profile_seed, device=device,
@@ -119,6 +136,23 @@ def records_digest(fig: FigureSpec, store: RunStore) -> str:
         except OSError:
             h.update(b"missing")
     return h.hexdigest()[:16]
+
+
+def export_records(figs, store: RunStore, dest: str | Path) -> list[Path]:
+    """Copy everything `figs` are drawn and judged from, without checkpoints,
+    into the store `dest` (a results folder to commit): every run's small
+    records and every Theorem 1 result. Returns the files written."""
+    written = []
+    for fig in figs:
+        written += store.copy_records(fig.runs, dest)
+        if fig.theory is not None:
+            src = theory_result_path(store, fig)
+            if not src.is_file():
+                theorem_result(fig, store)  # raises MissingRunError naming the command
+            target = Path(dest) / src.name
+            atomic_write_bytes(target, src.read_bytes())
+            written.append(target)
+    return written
 
 
 def is_current(fig: FigureSpec, store: RunStore, meta_path: str | Path) -> bool:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UsageError
-from core.io import atomic_write_json, provenance
+from core.io import atomic_write_bytes, atomic_write_json, provenance
 from empirics.profiles import InvarianceProfile, RobustnessProfile
 from pipeline.runspec import RunSpec
 
@@ -49,6 +49,8 @@ DEFAULT_ROOT = "run_store"
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
 PROFILES_FILE = "profiles.json"
+CONFIG_FILE = "config.json"
+RECORD_FILES = (SPEC_FILE, CONFIG_FILE, METRICS_FILE, PROFILES_FILE)  # what results travel as
 
 
 class MissingRunError(UsageError):
@@ -139,6 +141,22 @@ class RunStore:
         return RunRecord(spec, metrics, InvarianceProfile.from_dict(payload["invariance"]),
                          robustness, float(payload.get("seconds", 0.0)), folder,
                          None if cpu is None else float(cpu))
+
+    def copy_records(self, specs, dest: str | os.PathLike) -> list[Path]:
+        """Copy the small records of every finished run of `specs` (spec,
+        config, metrics, profiles; never checkpoints) into the store `dest`,
+        atomically file by file. Returns the files written."""
+        dest, written = RunStore(dest), []
+        for spec in specs:
+            if not self.is_done(spec):
+                raise MissingRunError(f"run {spec.key} ({spec.describe()}) is not in {self.root}")
+            for name in RECORD_FILES:
+                src = self.run_dir(spec) / name
+                if src.is_file():
+                    target = dest.run_dir(spec) / name
+                    atomic_write_bytes(target, src.read_bytes())
+                    written.append(target)
+        return written
 
     def _read_profiles(self, spec: RunSpec) -> dict[str, Any] | None:
         path = self.run_dir(spec) / PROFILES_FILE

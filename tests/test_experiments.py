@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from pipeline.experiments import FIGURE_NAMES, SCALES, figure, with_train
+from core.errors import UsageError
+from pipeline.experiments import (FIGURE_NAMES, MNIST_SHAPED, SCALES, declared, eps_grid, figure,
+                                  scale_label, with_train)
 from pipeline.runspec import RunSpec, canonical, config_hash
 from empirics.train import TrainConfig
 
@@ -67,6 +69,10 @@ def test_canonical_rejects_nan():
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("name", FIGURE_NAMES)
 def test_every_figure_declares_distinct_runs_and_its_deviations(name, scale):
+    if not declared(name, scale):
+        with pytest.raises(UsageError, match="not declared"):
+            figure(name, scale)
+        return
     fig = figure(name, scale)
     assert len(set(fig.keys)) == len(fig.runs)
     assert (fig.theory is not None) == (name == "theorem1")
@@ -78,13 +84,16 @@ def test_every_figure_declares_distinct_runs_and_its_deviations(name, scale):
 
 def test_mnist_figures_follow_the_paper():
     rotations = (0, 30, 60, 90, 120, 150, 180)  # paper Figs. 1 and 3
-    for name, model in (("fig1", "stdcnn"), ("fig3", "p4cnn")):
-        fig = figure(name, "quick")
+    for name, model, scale in (("fig1", "stdcnn", "quick"), ("fig3", "p4cnn", "paper")):
+        fig = figure(name, scale)
         assert [r.train.train_rotation for r in fig.runs] == [a for a in rotations
                                                               for _ in fig.seeds]
         assert {r.train.model for r in fig.runs} == {model}
         assert [fig.label(r) for r in fig.runs][-1] == "180/0"  # the A/B legend convention
         assert list(fig.groups()) == [f"{a}/0" for a in rotations]
+    quick_p4 = figure("fig3", "quick")  # 4 of the 7 rotations at quick scale, recorded
+    assert sorted({r.train.train_rotation for r in quick_p4.runs}) == [0, 60, 120, 180]
+    assert any("rotations A = 0, 60, 120, 180 only" in d for d in quick_p4.deviations)
     fig5 = figure("fig5", "paper")
     assert [r.train.adv_eps for r in fig5.runs][::3] == [0, 0.1, 0.2, 0.3, 0.4]
     assert fig5.dataset == "mnist" and {r.train.model for r in fig5.runs} == {"lenet"}
@@ -92,7 +101,9 @@ def test_mnist_figures_follow_the_paper():
 
 def test_curriculum_compares_cusp_with_its_final_stage_alone():
     fig = figure("curriculum", "quick")
-    cusp, fixed = fig.runs[0], fig.runs[1]
+    groups = list(fig.groups().values())  # one run per training seed in each group
+    assert all(len(g) == len(fig.seeds) == 3 for g in groups)
+    cusp, fixed = groups[0][0], groups[1][0]
     final = cusp.train.curriculum[-1]
     assert (fixed.train.train_rotation, fixed.train.adv_eps) == (final.theta, final.eps)
     assert fixed.train.epochs == cusp.train.epochs and fixed.train.curriculum is None
@@ -113,28 +124,29 @@ def test_with_train_changes_the_key():
 
 
 # ------------------------------------------------------------ training seeds
-def _explicit_fig1_quick_run(rotation: float) -> RunSpec:
-    """The fig1 quick run at `rotation`, seed 0, written out field by field
-    (the declaration as it stood before seeds were added)."""
+def _explicit_fig1_quick_run(rotation: float, epochs: int = 10, eps=None) -> RunSpec:
+    """The fig1 quick run at `rotation`, seed 0, written out field by field."""
     from pipeline.experiments import grid
-    from empirics.train import TrainConfig
-    config = TrainConfig(model="stdcnn", train_rotation=rotation, dataset="mnist5k", epochs=15,
-                         batch_size=64, optimizer="adam", lr=1e-3, seed=0)
-    return RunSpec(config, grid(0, 180, 15), grid(0, 1, 0.05), 10, (0.0,), 500, 0)
+    config = TrainConfig(model="stdcnn", train_rotation=rotation, dataset="mnist5k",
+                         epochs=epochs, batch_size=64, optimizer="adam", lr=1e-3, seed=0)
+    eps = grid(0, 0.3, 0.02) if eps is None else eps
+    return RunSpec(config, grid(0, 180, 15), eps, 10, (0.0,), 500, 0)
 
 
 def test_seed_zero_runs_keep_their_keys():
+    from pipeline.experiments import grid
     fig = figure("fig1", "quick")
     seed0 = [r for r in fig.runs if r.train.seed == 0]
     assert [r.key for r in seed0] == [_explicit_fig1_quick_run(a).key
                                       for a in (0, 30, 60, 90, 120, 150, 180)]
-    # the run store folder of the 0-degree StdCNN, computed before seeds existed
-    assert seed0[0].key == "8c845747f9ed82e9"
+    # an earlier declaration (15 epochs, eps 0:1:0.05) still hashes to the run store folder
+    # its runs were stored under, before defaults were added to TrainConfig
+    assert _explicit_fig1_quick_run(0.0, 15, grid(0, 1, 0.05)).key == "8c845747f9ed82e9"
 
 
 @pytest.mark.parametrize("scale, name, seeds", [
-    ("quick", "fig1", (0, 1, 2)), ("quick", "fig3", (0,)), ("quick", "fig5", (0,)),
-    ("quick", "curriculum", (0,)), ("paper", "fig1", (0, 1, 2)), ("paper", "fig3", (0, 1, 2)),
+    ("quick", "fig1", (0, 1, 2)), ("quick", "fig3", (0, 1, 2)), ("quick", "fig5", (0, 1, 2)),
+    ("quick", "curriculum", (0, 1, 2)), ("paper", "fig1", (0, 1, 2)), ("paper", "fig3", (0, 1, 2)),
     ("paper", "fig5", (0, 1, 2)), ("paper", "fig2", (0,)), ("paper", "fig6", (0,))])
 def test_each_series_value_is_trained_once_per_seed(scale, name, seeds):
     fig = figure(name, scale)
@@ -166,3 +178,40 @@ def test_execution_fields_keep_stored_keys():
     assert spec().key == config_hash(d)
     assert spec(deterministic=True).key == spec().key  # same computation, same run
     assert spec(amp=True).key != spec().key  # bf16 changes the weights: a new run
+
+
+@pytest.mark.parametrize("name", ("fig1", "fig3", "fig5", "curriculum", "corollary"))
+def test_a_dataset_replaces_mnist_and_says_so(name):
+    quick, fashion = figure(name, "quick"), figure(name, "quick", "fashion-mnist")
+    assert {r.train.dataset for r in fashion.runs} == {"fashion-mnist"}
+    assert fashion.dataset == "fashion-mnist" and quick.dataset == "mnist5k"
+    assert not set(fashion.keys) & set(quick.keys)  # the data set is part of every run key
+    assert any("Fashion-MNIST" in d and "replaced MNIST" in d for d in fashion.deviations)
+    # everything but the data set and the grid it calls for is the same declaration
+    assert [r.train.train_rotation for r in fashion.runs] == [r.train.train_rotation
+                                                            for r in quick.runs]
+
+
+def test_cifar_figures_ignore_a_dataset_and_bad_ones_are_refused():
+    assert figure("fig2", "quick", "fashion-mnist").dataset == "cifar10"
+    with pytest.raises(UsageError, match="--dataset"):
+        figure("fig1", "quick", "cifar10")
+
+
+def test_scale_labels_name_a_replaced_dataset_only():
+    assert scale_label("quick") == scale_label("quick", "mnist5k") == "quick"
+    assert scale_label("full-cpu", "fashion-mnist") == "full-cpu-fashion-mnist"
+
+
+@pytest.mark.parametrize("dataset", MNIST_SHAPED)
+def test_eps_grids_are_increasing_from_zero(dataset):
+    for family in ("standard", "adversarial"):
+        grid = eps_grid(dataset, family)
+        assert grid[0] == 0.0 and list(grid) == sorted(set(grid)) and len(grid) >= 10
+
+
+def test_full_cpu_declares_fig1_on_all_training_images_with_two_seeds():
+    fig = figure("fig1", "full-cpu", "fashion-mnist")
+    assert fig.seeds == (0, 1) and len(fig.runs) == 14
+    assert all(r.train.train_subset is None and r.n_test == 10_000 for r in fig.runs)
+    assert not declared("fig3", "full-cpu")

@@ -74,7 +74,7 @@ def test_csv_matches_the_plotted_lines(tmp_path, fig1):
 
 
 def test_csv_rates_are_the_stored_profiles(tmp_path):
-    fig3 = figure("fig3", "quick")  # one training seed: each line is one run's rates
+    fig3 = figure("fig2", "quick")  # one training seed: each line is one run's rates
     store = RunStore(tmp_path / "store")
     fill(store, fig3)
     rows = tables.profile_rows(fig3, [store.load(r) for r in fig3.runs])

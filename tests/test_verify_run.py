@@ -79,7 +79,8 @@ def test_curriculum_glue_puts_the_papers_comparison_first():
     recs = [_record(s, 0.9 if s.train.curriculum else 0.5, 0.9 if s.train.curriculum else 0.4,
                     rng, n=400) for s in specs]
     out = vrun.curriculum_checks(_Runs({"curriculum": recs}))
-    assert len(out) == len(specs) - 1
+    assert len(out) == len(figure("curriculum", "quick").groups()) - 1  # each fixed group
+    assert all(set(r.details["seed_verdicts"]) == {"0", "1", "2"} for r in out)
     assert out[0].claim.startswith("CuSP beats training at its final")
     assert all(r.verdict == "HOLDS" for r in out)
 

@@ -77,6 +77,14 @@ def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
                  tuple(clean), np.asarray(unfooled))
 
 
+def one_seed(sweep: Sweep, k: int) -> Sweep:
+    """The sweep restricted to its k-th training seed."""
+    pick = slice(k, k + 1)
+    return Sweep(sweep.x, (sweep.seeds[k],), sweep.invariance_auc[:, pick],
+                 sweep.robustness_auc[:, pick], sweep.keys, sweep.n_test, sweep.clean_accuracy,
+                 sweep.unfooled_auc[:, pick])
+
+
 def _robustness_auc(record, test_rotation: float, outcome: str = "broken_at") -> np.ndarray:
     """Per-point AUC of PGD accuracy ("broken_at") or of 1 - fooling rate
     ("fooled_at": prediction unchanged, the paper's Sec. 2 definition)."""

@@ -41,9 +41,30 @@ def _curriculum_note(d: dict) -> str:
     return "; ".join(parts) + (f" ({d['settings']})" if d.get("settings") else "")
 
 
+def _seeds_note(d: dict) -> str:
+    seeds = d.get("seed_verdicts")
+    if not seeds:
+        return ""
+    each = ", ".join(f"seed {k}: {v}" for k, v in seeds.items())
+    return (f"; each training seed alone: {each}"
+            + (" (seed-fragile: the seeds disagree)" if d.get("seed_fragile") else ""))
+
+
+def _ranges_note(d: dict) -> str:
+    rng = d.get("auc_ranges")
+    if not rng:
+        return ""
+    e0, e1 = rng["robustness_auc_eps"]
+    t0, t1 = rng["invariance_auc_theta"]
+    return (f"; robustness AUC over eps [{e0:g}, {e1:g}], invariance AUC over theta "
+            f"[{t0:g}, {t1:g}]; {rng['resolved_runs']}/{rng['runs']} robustness curves resolved "
+            "(>= 8 grid eps between 90 % of clean accuracy and 5 %)")
+
+
 def note(r: CheckResult) -> str:
-    """One line with the numbers behind a verdict (and its caveat, if any)."""
-    text = _numbers(r)
+    """One line with the numbers behind a verdict (its seeds, the range its
+    AUCs cover, and its caveat, if any)."""
+    text = _numbers(r) + _ranges_note(r.details) + _seeds_note(r.details)
     caveat = r.details.get("caveat")
     return f"{text}. Caveat: {caveat}" if caveat else text
 
@@ -109,6 +130,7 @@ def markdown(results, scale: str, figures, report_dir, commands, provenance: dic
     for i, r in enumerate(results, 1):
         lines.append(f"| {i} | {_md_escape(r.claim)} | {_md_escape(r.paper_ref)} | "
                      f"{_num(r.statistic)} | {_ci(r)} | **{r.verdict}**"
+                     + (" (seed-fragile)" if r.details.get("seed_fragile") else "")
                      + (" (caveat)" if r.details.get("caveat") else "") + " |")
     lines += ["", "## The numbers behind each verdict", ""]
     for i, r in enumerate(results, 1):

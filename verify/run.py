@@ -17,9 +17,9 @@ import numpy as np
 
 from core.errors import UsageError
 from core.estimate import Estimate
-from empirics.train import load_model
 from pipeline import make
-from pipeline.experiments import SCALES, figure
+from pipeline.calibrate import resolution
+from pipeline.experiments import MNIST_SHAPED, SCALES, declared, figure, scale_label
 from pipeline.runstore import RunStore
 from pipeline.sweep import RunOptions
 from theory.classifiers import KINDS, MODES
@@ -66,6 +66,7 @@ class VerifyConfig:
     """Everything one verify run depends on (parsed in `verify.__main__`)."""
 
     scale: str = "quick"
+    dataset: str | None = None  # an MNIST-shaped data set replacing the scale's default
     store: str = "run_store"
     out: str = "reports"
     figures_dir: str = "paper_figures"
@@ -81,6 +82,8 @@ class VerifyConfig:
     def __post_init__(self):
         if self.scale not in SCALES:
             raise ValueError(f"`scale` must be one of {SCALES}, got {self.scale!r}.")
+        if self.dataset is not None and self.dataset not in MNIST_SHAPED:
+            raise ValueError(f"`dataset` must be one of {MNIST_SHAPED}, got {self.dataset!r}.")
         for name in ("jobs", "n_resamples", "quoted_steps", "corollary_points", "corollary_steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -89,8 +92,16 @@ class VerifyConfig:
             raise ValueError(f"`n_resamples` must be >= 100, got {self.n_resamples}.")
 
     @property
+    def label(self) -> str:
+        """The scale, with the data set when one replaces the default."""
+        return scale_label(self.scale, self.dataset)
+
+    @property
     def report_dir(self) -> Path:
-        return Path(self.out) / self.scale
+        return Path(self.out) / self.label
+
+    def declared(self, name: str) -> bool:
+        return declared(name, self.scale)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -101,12 +112,20 @@ def say(message: str) -> None:
     print(f"[verify {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def guarded(name: str, ref: str, claim: str, fn: Callable[[], tuple]) -> list[CheckResult]:
+def guarded(name: str, ref: str, claim: str, fn: Callable[[], tuple],
+            notes: list | None = None) -> list[CheckResult]:
     """Run one check (returning one or more results); an exception becomes
-    an ERROR row that says what went wrong."""
+    an ERROR row that says what went wrong, except a missing checkpoint in a
+    records-only store, which becomes a note in `notes`."""
     start = time.perf_counter()
     try:
         out = fn()
+    except make.NeedsCheckpoint as err:
+        if notes is None:
+            raise
+        notes.append(f"{name}: not run: {err}")
+        say(f"{name}: not run ({err})")
+        return []
     except Exception as err:  # noqa: BLE001 - every failure is reported, none hidden
         msg = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         say(f"{name}: ERROR {msg}")
@@ -127,7 +146,7 @@ class Runs:
         self.config, self.store, self._cache = config, RunStore(config.store), {}
 
     def figure(self, name: str):
-        return figure(name, self.config.scale)
+        return figure(name, self.config.scale, self.config.dataset)
 
     def records(self, name: str) -> list:
         """Every run of declaration `name` (`pipeline.make.records`)."""
@@ -172,17 +191,60 @@ def _with_clean(results, sweep, config: VerifyConfig) -> tuple:
     return tuple(out)
 
 
+SEED_RESAMPLES = 500  # bootstrap resamples of each one-seed verdict (fragility only)
+
+
+def with_seed_verdicts(results, per_seed: dict) -> tuple:
+    """Mark each result with its verdict on each training seed alone;
+    'seed_fragile' when those verdicts disagree. per_seed: {seed: results
+    in the same order as `results`}."""
+    out = []
+    for k, r in enumerate(results):
+        verdicts = {str(seed): rs[k].verdict for seed, rs in per_seed.items()}
+        fragile = len(set(verdicts.values())) > 1
+        out.append(replace(r, details={**r.details, "seed_verdicts": verdicts,
+                                       "seed_fragile": fragile}))
+    return tuple(out)
+
+
+def _auc_ranges(sweep, records) -> dict:
+    """Which eps / theta range each AUC of a sweep covers, and how well each
+    model's stored robustness curve is resolved by the grid."""
+    rob = records[0].robustness[0.0]
+    res = {}
+    for r in records:
+        prof = r.robustness[0.0]
+        res[r.spec.key] = resolution(prof.epsilons, [e.value for e in prof.accuracy]).to_dict()
+    return {"robustness_auc_eps": [rob.epsilons[0], rob.epsilons[-1]],
+            "invariance_auc_theta": [records[0].invariance.thetas[0],
+                                     records[0].invariance.thetas[-1]],
+            "resolved_runs": sum(v["resolved"] for v in res.values()), "runs": len(res),
+            "resolution": res}
+
+
+def _trend_checks(runs: Runs, name: str, knob: str, check) -> tuple:
+    """A claim's trend checks on all seeds (bootstrap over seeds and test
+    points), each marked with the verdicts of every seed alone."""
+    records = runs.records(name)
+    sweep = gather.sweep_outcomes(records, knob)
+    results = _with_clean(check(sweep, **_kw(runs.config)), sweep, runs.config)
+    if len(sweep.seeds) > 1:
+        one = {"n_resamples": SEED_RESAMPLES, "seed": runs.config.seed}
+        per_seed = {seed: check(gather.one_seed(sweep, k), **one)
+                    for k, seed in enumerate(sweep.seeds)}
+        results = with_seed_verdicts(results, per_seed)
+    ranges = _auc_ranges(sweep, records)
+    return tuple(replace(r, details={**r.details, "auc_ranges": ranges}) for r in results)
+
+
 def claim_i_checks(runs: Runs, name: str, model: str) -> tuple:
-    sweep = gather.sweep_outcomes(runs.records(name), "rotation")
-    return _with_clean(checks.claim_i(model, sweep.x, sweep.invariance_auc, sweep.robustness_auc,
-                                      data=sweep.keys, **_kw(runs.config)), sweep, runs.config)
+    return _trend_checks(runs, name, "rotation", lambda sw, **kw: checks.claim_i(
+        model, sw.x, sw.invariance_auc, sw.robustness_auc, data=sw.keys, **kw))
 
 
 def claim_ii_checks(runs: Runs) -> tuple:
-    sweep = gather.sweep_outcomes(runs.records("fig5"), "eps")
-    return _with_clean(checks.claim_ii("LeNet", sweep.x, sweep.invariance_auc,
-                                       sweep.robustness_auc, data=sweep.keys, **_kw(runs.config)),
-                       sweep, runs.config)
+    return _trend_checks(runs, "fig5", "eps", lambda sw, **kw: checks.claim_ii(
+        "LeNet", sw.x, sw.invariance_auc, sw.robustness_auc, data=sw.keys, **kw))
 
 
 def _stdcnn(runs: Runs, theta: float):
@@ -194,27 +256,46 @@ def _stdcnn(runs: Runs, theta: float):
 
 def quoted_checks(runs: Runs) -> list[CheckResult]:
     """(a) theta=180 at eps 0.1, (b) theta=60 at eps 0.3, each read in pixel
-    and in normalised units (eps_pixel = eps * 0.3081), under PGD-steps."""
+    and in normalised units (eps_pixel = eps * 0.3081), under PGD-steps, on
+    the test points of every training seed pooled (and on each seed alone,
+    for the seed-fragility mark)."""
     cfg, out = runs.config, []
     std = checks.MNIST_STD
     for theta, eps, which in ((180.0, 0.1, "a"), (60.0, 0.3, "b")):
-        rec = _stdcnn(runs, theta)
+        recs = gather.find(runs.records("fig1"), train_rotation=theta)
+        if not recs:
+            raise UsageError(f"fig1 has no StdCNN trained at theta = {theta:g}")
         readings = {"pixel": eps, "normalised": round(eps * std, 6)}
-        say(f"quoted numbers: PGD-{cfg.quoted_steps} on the theta = {theta:g} StdCNN ...")
-        prof = make.remeasure_pgd(rec, [0.0, *readings.values()], steps=cfg.quoted_steps,
-                                  data_dir=cfg.data_dir, progress=sys.stderr.isatty())
-        correct = checks.correct_by_eps(len(prof.epsilons), prof.broken_at)  # (E, n)
-        stored = rec.robustness[0.0]
+        say(f"quoted numbers: PGD-{cfg.quoted_steps} on the theta = {theta:g} StdCNNs "
+            f"({len(recs)} seed(s)) ...")
+        correct = []  # per seed: (E, n)
+        for rec in recs:
+            prof = make.remeasure_pgd(rec, [0.0, *readings.values()], steps=cfg.quoted_steps,
+                                      data_dir=cfg.data_dir, progress=sys.stderr.isatty())
+            correct.append(checks.correct_by_eps(len(prof.epsilons), prof.broken_at))
+        grid_eps = list(prof.epsilons)
+        stored = recs[0].robustness[0.0]
+        keys = [r.spec.key for r in recs]
         for reading, e_pix in readings.items():
-            at = correct[prof.epsilons.index(e_pix)]
-            extra = {"pgd_steps": cfg.quoted_steps}
+            j = grid_eps.index(e_pix)
+            extra = {"pgd_steps": cfg.quoted_steps, "seeds": [r.spec.train.seed for r in recs]}
             if any(abs(e - e_pix) < 1e-9 for e in stored.epsilons):
                 extra[f"stored_profile_pgd{stored.steps}_accuracy"] = stored.at(e_pix).accuracy.value
-            if which == "a":
-                r = checks.half_robustness_check(correct[0], at, eps, reading, data=[rec.spec.key])
-            else:
-                r = checks.accuracy_above_check(at, eps, reading, data=[rec.spec.key])
-            out.append(replace(r, details={**r.details, **extra}))
+
+            def judge(parts, data):
+                clean = np.concatenate([c[0] for c in parts])
+                at = np.concatenate([c[j] for c in parts])
+                if which == "a":
+                    return checks.half_robustness_check(clean, at, eps, reading, data=data)
+                return checks.accuracy_above_check(at, eps, reading, data=data)
+
+            r = judge(correct, keys)
+            r = replace(r, details={**r.details, **extra})
+            if len(recs) > 1:
+                per_seed = {rec.spec.train.seed: (judge([c], [rec.spec.key]),)
+                            for rec, c in zip(recs, correct)}
+                r = with_seed_verdicts((r,), per_seed)[0]
+            out.append(r)
     return out
 
 
@@ -274,6 +355,13 @@ def curriculum_checks(runs: Runs) -> list[CheckResult]:
             name, {m: a for m, (a, _) in stack.items()}, {m: b for m, (_, b) in stack.items()},
             data=[cusp[s].spec.key for s in seeds] + [base[s].spec.key for s in seeds],
             settings=settings, claim=claim, **_kw(runs.config))
+        if len(seeds) > 1:
+            per_seed = {seed: (checks.curriculum_check(
+                name, {m: a[k:k + 1] for m, (a, _) in stack.items()},
+                {m: b[k:k + 1] for m, (_, b) in stack.items()}, settings=settings, claim=claim,
+                n_resamples=SEED_RESAMPLES, seed=runs.config.seed),)
+                for k, seed in enumerate(seeds)}
+            r = with_seed_verdicts((r,), per_seed)[0]
         clean = r.details["metrics"]["clean"]
         caveat = _chance_caveat({"CuSP": clean["cusp"], label: clean["baseline"]})
         out.append(replace(r, details={**r.details, "caveat": caveat}) if caveat else r)
@@ -287,7 +375,7 @@ def invariant_p4cnn(runs: Runs):
     rec = runs.records("corollary")[0]
     t = rec.spec.train
     acc = rec.metrics.get("epochs", [{}])[-1].get("test_accuracy", float("nan"))
-    return load_model(rec.run_dir)[0], (f"P4CNN invariant head trained {t.epochs} epochs (Adam "
+    return make.model_of(rec), (f"P4CNN invariant head trained {t.epochs} epochs (Adam "
                                         f"{t.lr:g}), declared run {rec.spec.key} (test "
                                         f"accuracy {acc:.3f})")
 
@@ -307,7 +395,7 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
               "pixels and the [0, 1] clamp never binds")]
     for theta, rec in std.items():
         cases.append((f"stdcnn_theta{theta:g}", f"StdCNN trained at +-{theta:g} deg",
-                      load_model(rec.run_dir)[0], images, False,
+                      make.model_of(rec), images, False,
                       f"StdCNN trained at +-{theta:g} deg, run {rec.spec.key}", "raw test images"))
     out = []
     for name, label, net, x, invariant, src, what in cases:
@@ -329,7 +417,7 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
 def theory_result(config: VerifyConfig) -> dict:
     """The Theorem 1 check as the theorem1 declaration states it at this
     scale, from the run store (`pipeline.make` runs it there if absent)."""
-    fig, store = figure("theorem1", config.scale), RunStore(config.store)
+    fig, store = figure("theorem1", config.scale, config.dataset), RunStore(config.store)
     make.ensure([fig], store, options=RunOptions(progress=sys.stderr.isatty()))
     return make.theorem_result(fig, store)
 
@@ -337,13 +425,16 @@ def theory_result(config: VerifyConfig) -> dict:
 def stale_figures(config: VerifyConfig) -> list[str]:
     """Notes on the figures of FIGURES/SCALE that were not drawn from the
     records the checks read (verify never draws; `python -m paper_figures all` does)."""
-    store, out, notes = RunStore(config.store), Path(config.figures_dir) / config.scale, []
+    store, out, notes = RunStore(config.store), Path(config.figures_dir) / config.label, []
     for name in (*MNIST_FIGURES, "theorem1"):
-        fig = figure(name, config.scale)
+        if not config.declared(name):
+            continue
+        fig = figure(name, config.scale, config.dataset)
         if (out / f"{name}.png").is_file() and not make.is_current(fig, store, out / f"{name}.json"):
             notes.append(f"{name}: the figure in {out} was drawn from other records than these "
                          f"checks read; redraw it with `python -m paper_figures all --scale "
-                         f"{config.scale}`")
+                         f"{config.scale}" + (f" --dataset {config.dataset}`" if config.dataset
+                                              else "`"))
     return notes
 
 
@@ -352,7 +443,9 @@ def make_missing(config: VerifyConfig) -> dict:
     profiles what the store lacks). Returns {declaration: "ready" | "skipped: why"}."""
     store, status, ready = RunStore(config.store), {}, []
     for name in (*MNIST_FIGURES, *CHECK_RUNS):
-        fig = figure(name, config.scale)
+        if not config.declared(name):
+            continue
+        fig = figure(name, config.scale, config.dataset)
         why = make.available(fig, config.data_dir, False)
         status[name] = f"skipped: {why}" if why else "ready"
         if why is None:
@@ -385,17 +478,31 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
     notes += stale_figures(config)
     say("3/4 checks ...")
     runs = Runs(config)
-    results += guarded("claim_i_stdcnn", checks.CLAIM_I_REF, "claim (i), StdCNN",
-                       lambda: claim_i_checks(runs, "fig1", "StdCNN"))
-    results += guarded("claim_i_p4cnn", checks.CLAIM_I_REF, "claim (i), P4CNN",
-                       lambda: claim_i_checks(runs, "fig3", "P4CNN"))
-    results += guarded("claim_ii_lenet", checks.CLAIM_II_REF, "claim (ii), LeNet",
-                       lambda: claim_ii_checks(runs))
-    results += guarded("quoted", checks.QUOTED_REF, "quoted numbers of Sec. 2.1",
-                       lambda: quoted_checks(runs))
-    results += results_t
-    results += guarded("corollary", checks.COROLLARY_REF, "Sec. 1.1 corollary",
-                       lambda: corollary_checks(runs))
-    results += guarded("curriculum", checks.CURRICULUM_REF, "CuSP vs fixed training",
-                       lambda: curriculum_checks(runs))
+    plan = (  # (name, paper reference, claim, the declarations it reads, the check)
+        ("claim_i_stdcnn", checks.CLAIM_I_REF, "claim (i), StdCNN", ("fig1",),
+         lambda: claim_i_checks(runs, "fig1", "StdCNN")),
+        ("claim_i_p4cnn", checks.CLAIM_I_REF, "claim (i), P4CNN", ("fig3",),
+         lambda: claim_i_checks(runs, "fig3", "P4CNN")),
+        ("claim_ii_lenet", checks.CLAIM_II_REF, "claim (ii), LeNet", ("fig5",),
+         lambda: claim_ii_checks(runs)),
+        ("quoted", checks.QUOTED_REF, "quoted numbers of Sec. 2.1", ("fig1",),
+         None if runs.figure("fig1").dataset == "fashion-mnist" else lambda: quoted_checks(runs)),
+        ("theorem1", None, None, ("theorem1",), None),
+        ("corollary", checks.COROLLARY_REF, "Sec. 1.1 corollary", ("fig1", "corollary"),
+         lambda: corollary_checks(runs)),
+        ("curriculum", checks.CURRICULUM_REF, "CuSP vs fixed training", ("curriculum",),
+         lambda: curriculum_checks(runs)),
+    )
+    for name, ref, claim, needs, fn in plan:
+        missing = [n for n in needs if not config.declared(n)]
+        if missing:
+            notes.append(f"{name}: not checked: scale {config.scale} declares no "
+                         f"{', '.join(missing)}")
+        elif name == "theorem1":
+            results += results_t
+        elif fn is None:
+            notes.append(f"{name}: not checked: the paper quotes these numbers for MNIST, not "
+                         f"for {runs.figure('fig1').dataset}")
+        else:
+            results += guarded(name, ref, claim, fn, notes)
     return results, notes
