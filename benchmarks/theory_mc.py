@@ -7,16 +7,20 @@ at d = 100 with the paper's f*.
 The all-at-once version holds n x (2d+1) float32 three times (clean, swapped,
 attacked): 2.4 GB at n = 1e6 and 24 GB at 1e7, so it runs only up to
 --naive-max. Peak memory is measured with tracemalloc (numpy reports its
-buffers to it), so both versions are measured the same way.
+buffers to it), so both versions are measured the same way. Runs on the CPU
+(numpy); at the default sizes the throughput at the largest n both versions
+ran goes to benchmarks/results/theory_mc-cpu.json (`record.py`).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import tracemalloc
 
 import numpy as np
 
+import record
 from theory import classifiers, distribution, montecarlo
 from theory.distribution import ModelParams
 
@@ -52,9 +56,11 @@ def main(argv=None) -> int:
     ap.add_argument("--naive-max", type=int, default=1_000_000,
                     help="largest n for the all-at-once version (memory grows with n)")
     ap.add_argument("--d", type=int, default=100)
+    ap.add_argument("--record", action="store_true", help="write the results file at any size")
     args = ap.parse_args(argv)
     params = ModelParams(0.7, args.d)
     rows = {}
+    print(f"device: {record.describe('cpu')} (numpy)")
     print(f"{'version':<12}{'n':>12}{'seconds':>10}{'samples/s':>14}{'peak MiB':>11}{'clean acc':>11}")
     for n in args.sizes:
         for name, fn in (("streaming", streaming), ("all-at-once", all_at_once)):
@@ -73,6 +79,14 @@ def main(argv=None) -> int:
         lo, hi = rows["streaming", ns[0]], rows["streaming", ns[-1]]
         print(f"streaming peak memory n={ns[-1]:,} / n={ns[0]:,}: {hi['peak_mib'] / lo['peak_mib']:.2f}x "
               f"for {ns[-1] / ns[0]:.0f}x the samples (flat = 1)")
+    defaults = ap.parse_args([])
+    if both and (args.record or vars(args) == vars(defaults)):
+        n = both[-1]
+        path = record.write("theory_mc", "cpu", rows["streaming", n]["samples_per_s"],
+                            rows["all-at-once", n]["samples_per_s"], "samples/s",
+                            {"n": n, "d": args.d, "rows": [{"version": k, **v} for (k, _), v in rows.items()]},
+                            argv=["benchmarks/theory_mc.py", *(sys.argv[1:] if argv is None else argv)])
+        print(f"wrote {path}")
     return 0
 
 

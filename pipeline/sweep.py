@@ -101,6 +101,21 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
 
 RunFn = Callable[..., str]  # run_fn(spec, store_root, options) -> key
 
+# Runs sharing one GPU by default: on an H200, four StdCNN trainings at once
+# gave 3x the throughput of one (issue 11). Every run uses the default device
+# (cuda:0), so the runs share that GPU.
+RUNS_PER_GPU = 4
+
+
+def default_jobs(device=None) -> int:
+    """Runs to train at once when --jobs is not given: RUNS_PER_GPU when the
+    runs go to a CUDA device, else min(2, CPU cores) (each run uses the fixed
+    TRAIN_THREADS intra-op threads)."""
+    device = pick_device(device)
+    if device.type == "cuda":
+        return RUNS_PER_GPU
+    return max(1, min(2, os.cpu_count() or 1))
+
 
 def run_sweep(specs, store: RunStore, jobs: int = 1, ray_address: str | None = None,
               gpus_per_run: float = 0.0, options: RunOptions = RunOptions(),
