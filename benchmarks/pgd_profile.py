@@ -56,6 +56,7 @@ class BenchConfig:
     repeat: int = 1
     device: str | None = None
     record: bool = False
+    compile: bool = False
 
     @property
     def declared(self) -> bool:
@@ -102,7 +103,7 @@ def ours(model, x, y, cfg: BenchConfig) -> tuple[list[float], list[float], int, 
 
     start = time.perf_counter()
     res = pgd_profile(model, x, y, cfg.epsilons, steps=cfg.steps,
-                      batch_size=cfg.batch_size, progress=True)
+                      batch_size=cfg.batch_size, progress=True, compile=cfg.compile)
     seconds = time.perf_counter() - start
     return ([c / len(x) for c in res.correct], [f / len(x) for f in res.fooled],
             res.pair_steps, seconds)
@@ -206,6 +207,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument("--repeat", type=int, default=d.repeat, help="time both this many times, "
                    f"alternating, and report the fastest of each (default {d.repeat})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--compile", action="store_true",
+                   help="ours with torch.compile on CUDA (eager on a CPU)")
     p.add_argument("--record", action="store_true", help="write benchmarks/results/"
                    "pgd_profile-<device>.json even when not at the declared size")
     return BenchConfig(**vars(p.parse_args(argv)))

@@ -268,7 +268,8 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
                 step_size=None, random_start: bool = False,
                 generator: torch.Generator | None = None, loss: str = "ce",
                 batch_size: int = 500, progress: bool = False,
-                compact: bool | None = None, sync_every: int = 8) -> PGDProfileResult:
+                compact: bool | None = None, sync_every: int = 8,
+                compile: bool = False) -> PGDProfileResult:
     """PGD over a whole eps grid as one batched computation.
 
     Every (sample, eps) pair is one row of a pool of at most `batch_size`
@@ -297,6 +298,11 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
     depend on either setting. With random_start the starts are drawn from
     `generator` for the entering pairs only, in their order of entry, which
     reads the number of entering pairs back once per refill.
+
+    compile: run the model through `torch.compile` (static shapes) on CUDA
+    with the static pool, where the fixed shapes let it compile once; on
+    the CPU, or with compact, it falls back to the eager model (compiling
+    costs more there than it saves).
     """
     _check_args(x, steps, loss, "true")
     grid = check_grid(epsilons, "epsilons")
@@ -316,7 +322,10 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
         pred = predict(model, x, batch_size)  # (N,)
         grid_ = _Grid(x, pred, eps64.to(x.dtype), alpha64.to(x.dtype), steps, random_start,
                       LOSSES[loss])
-        fooled_at, pair_steps = _attack_pairs(model, grid_, generator, batch_size, progress,
+        runner = model
+        if compile and device.type == "cuda" and not compact:
+            runner = torch.compile(model, dynamic=False)
+        fooled_at, pair_steps = _attack_pairs(runner, grid_, generator, batch_size, progress,
                                               compact, sync_every)
     broken_at = torch.where(pred == to_device(y, device), fooled_at, 0)  # (N,)
     return PGDProfileResult(grid, steps, tuple(broken_at.tolist()),

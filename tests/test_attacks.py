@@ -280,3 +280,17 @@ def test_eps_as_list_or_tensor_gives_the_same_attack():
     a = pgd(model, x, y, [0.1, 0.2, 0.3], steps=3)
     b = pgd(model, x, y, torch.tensor([0.1, 0.2, 0.3]), steps=3)
     assert torch.equal(a, b)
+
+
+def test_compile_falls_back_to_eager_on_cpu(monkeypatch):
+    def no_compile(*args, **kwargs):
+        raise AssertionError("torch.compile must not run on the CPU")
+
+    monkeypatch.setattr(torch, "compile", no_compile)
+    model, x = small_cnn(2), images(20, 2)
+    y = mostly_correct_labels(model, x, 2)
+    eager = pgd_profile(model, x, y, [0.05, 0.2], steps=4, batch_size=8)
+    for compact in (None, False):
+        fallback = pgd_profile(model, x, y, [0.05, 0.2], steps=4, batch_size=8, compile=True,
+                               compact=compact)
+        assert (fallback.broken_at, fallback.fooled_at) == (eager.broken_at, eager.fooled_at)

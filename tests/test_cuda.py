@@ -174,3 +174,12 @@ def test_augment_does_not_wait_for_the_gpu(no_sync):
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     tr.augment(model, x, y, config.stage_at(0), config, gens)
+
+
+def test_compiled_pgd_profile_on_cuda_agrees_with_eager():
+    model, x = small_cnn().to(CUDA), images(100, 4).to(CUDA)
+    y = predict(model, x)
+    eps = [0.05, 0.1, 0.2]
+    eager = pgd_profile(model, x, y, eps, steps=5, batch_size=64)
+    compiled = pgd_profile(model, x, y, eps, steps=5, batch_size=64, compile=True)
+    assert all(abs(a - b) <= 2 for a, b in zip(compiled.correct, eager.correct))
