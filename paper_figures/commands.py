@@ -79,24 +79,13 @@ def build(fig: FigureSpec, store: RunStore):
     return plot, tables.to_csv(rows)
 
 
-def theory_csv(result: dict) -> str:
-    """Each classifier's spatial and adversarial accuracy with 95 % intervals."""
-    lines = ["classifier,spatial,spatial_ci_low,spatial_ci_high,"
-             "adversarial,adversarial_ci_low,adversarial_ci_high,n"]
-    for c in result["classifiers"]:
-        s, a = c["spatial"], c["adversarial"]
-        lines.append(f"{c['name']},{s['estimate']!r},{s['ci'][0]!r},{s['ci'][1]!r},"
-                     f"{a['estimate']!r},{a['ci'][0]!r},{a['ci'][1]!r},{s['n']}")
-    return "\n".join(lines) + "\n"
-
-
 def _draw_files(fig: FigureSpec, store: RunStore, png: Path, pdf: Path) -> str:
     """Write the PNG and PDF of `fig`; return its CSV text."""
     if fig.theory is not None:
         result = make.theorem_result(fig, store)
         theorem1_figure(result, png)
         theorem1_figure(result, pdf)
-        return theory_csv(result)
+        return result.csv()
     plot, csv_text = build(fig, store)
     for path, fmt in ((png, "png"), (pdf, "pdf")):
         buf = io.BytesIO()

@@ -29,15 +29,15 @@ import json
 from pathlib import Path
 
 from core.errors import UsageError
-from core.io import atomic_write_bytes, atomic_write_json
+from core.io import atomic_write_bytes
 from empirics.data import load
 from empirics.profiles import RobustnessProfile, robustness_profile
 from empirics.train import CHECKPOINT, load_model
 from pipeline.experiments import FigureSpec
-from pipeline.runspec import config_hash
 from pipeline.runstore import PROFILES_FILE, MissingRunError, RunRecord, RunStore
 from pipeline.sweep import RunOptions, by_cost, run_sweep, test_data
 from theory.check import run_check
+from theory.result import TheoremCheck
 
 
 def available(fig: FigureSpec, data_dir: str | None = None, download: bool = False) -> str | None:
@@ -53,7 +53,7 @@ def available(fig: FigureSpec, data_dir: str | None = None, download: bool = Fal
 
 def theory_result_path(store: RunStore, fig: FigureSpec) -> Path:
     """Where the Theorem 1 check of `fig` is stored: keyed by its whole config."""
-    return store.root / f"theorem1-{config_hash(fig.theory.to_dict())}.json"
+    return store.root / f"theorem1-{fig.theory.key}.json"
 
 
 def _ensure_theory(fig: FigureSpec, store: RunStore, progress: bool) -> bool:
@@ -61,7 +61,7 @@ def _ensure_theory(fig: FigureSpec, store: RunStore, progress: bool) -> bool:
     path = theory_result_path(store, fig)
     if path.is_file():
         return False
-    atomic_write_json(path, run_check(fig.theory, progress=progress).to_dict())
+    run_check(fig.theory, progress=progress).save(path)
     return True
 
 
@@ -88,15 +88,15 @@ def records(fig: FigureSpec, store: RunStore) -> list[RunRecord]:
     return [store.load(run) for run in fig.runs]
 
 
-def theorem_result(fig: FigureSpec, store: RunStore) -> dict:
-    """The stored Theorem 1 check of `fig` (its `to_dict()` record)."""
+def theorem_result(fig: FigureSpec, store: RunStore) -> TheoremCheck:
+    """The stored Theorem 1 check of `fig`."""
     path = theory_result_path(store, fig)
     if not path.is_file():
         raise MissingRunError(f"theorem1 ({fig.scale}): no stored check result in {store.root}; "
                               f"run `python -m paper_figures run theorem1 --scale {fig.scale}`")
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
+        return TheoremCheck.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(f"corrupt Theorem 1 result {path}: {type(err).__name__}") from None
 
 

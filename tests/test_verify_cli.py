@@ -7,27 +7,14 @@ import sys
 import pytest
 
 import verify.run as vrun
-from core.estimate import Estimate
+from theory.check import CheckConfig, run_check
 from verify.__main__ import main
 
 
-def _est(p, n=10_000):
-    return Estimate.from_counts(round(p * n), n).to_dict()
-
-
-def _canned_theory():
-    # Accuracies as `python -m theory.check --p 0.7` reports them (rounded):
-    # augmented ~ (0.69 spatial, 0.68 adversarial), adversarial ~ (0.50, 1.00);
-    # rhs = p / (2 (1 - p)) = 7/6, coefficient c = (2p - 1) / (2 (1 - p)) = 2/3.
-    acc = {"plain": (0.50, 0.0), "r_aug": (0.69, 0.68), "adv": (0.50, 0.999)}
-    rows = []
-    for kind in ("logreg", "mlp"):
-        for mode, (s, a) in acc.items():
-            lhs = s + 2 / 3 * a
-            rows.append({"name": f"{kind}_{mode}", "spatial": _est(s), "adversarial": _est(a),
-                         "lhs": {"estimate": lhs, "ci": [lhs - 0.01, lhs + 0.01], "n": 10_000}})
-    return {"bound": {"rhs": 7 / 6, "coefficient": 2 / 3},
-            "params": {"p": 0.7, "n": 10_000, "seed": 0}, "classifiers": rows}
+@pytest.fixture(scope="module")
+def small_theory():
+    """A real, small Theorem 1 check (d = 8, 4,000 samples, 20 training steps)."""
+    return run_check(CheckConfig(p=0.7, d=8, n=4000, train_steps=20), progress=False)
 
 
 @pytest.mark.parametrize("argv, word", [
@@ -49,8 +36,8 @@ def test_module_entry_point_exits_2():
     assert out.returncode == 2 and "invalid choice" in out.stderr
 
 
-def test_empty_store_writes_a_report_with_error_rows(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(vrun, "theory_result", lambda config: _canned_theory())
+def test_empty_store_writes_a_report_with_error_rows(tmp_path, monkeypatch, capsys, small_theory):
+    monkeypatch.setattr(vrun, "theory_result", lambda config: small_theory)
     out = tmp_path / "reports"
     code = main(["--no-sweep", "--store", str(tmp_path / "store"), "--out", str(out),
                  "--figures", str(tmp_path / "figs"), "--resamples", "200"])

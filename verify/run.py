@@ -16,13 +16,12 @@ from typing import Callable
 import numpy as np
 
 from core.errors import UsageError
-from core.estimate import Estimate
 from pipeline import make
 from pipeline.calibrate import resolution
 from pipeline.experiments import MNIST_SHAPED, SCALES, declared, figure, scale_label
 from pipeline.runstore import RunStore
 from pipeline.sweep import RunOptions
-from theory.classifiers import KINDS, MODES
+from theory.result import TheoremCheck
 from verify import checks, gather, stats
 from verify.corollary import interior, rot90_attack_outcome
 from verify.result import CheckResult
@@ -299,19 +298,13 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
     return out
 
 
-def theorem_checks(theory_result: dict) -> tuple:
-    trained = {f"{k}_{m}" for k in KINDS for m in MODES}
-    rows = {c["name"]: c for c in theory_result["classifiers"] if c["name"] in trained}
-    if len(rows) != len(trained):
-        raise ValueError(f"the theory check lacks trained classifiers {sorted(trained - set(rows))}")
-    rhs, p = theory_result["bound"]["rhs"], theory_result["params"]["p"]
-    lhs = {n: (c["lhs"]["estimate"], *c["lhs"]["ci"]) for n, c in rows.items()}
-    data = [f"theory.check p={p} n={theory_result['params']['n']} seed={theory_result['params']['seed']}"]
-    bound_r = checks.theorem_bound_check(lhs, rhs, p, data=data)
-    spatial = {n: Estimate.from_dict(c["spatial"]) for n, c in rows.items()}
-    adversarial = {n: Estimate.from_dict(c["adversarial"]) for n, c in rows.items()}
-    sides = checks.theorem_sides_check(spatial, adversarial,
-                                       [(f"{k}_r_aug", f"{k}_adv") for k in KINDS], data=data)
+def theorem_checks(result: TheoremCheck) -> tuple:
+    """Theorem 1 on the six trained classifiers of a typed check result."""
+    data = [result.label]
+    bound_r = checks.theorem_bound_check(result.trained_lhs(), result.rhs, result.config.p,
+                                         data=data)
+    sides = checks.theorem_sides_check(result.trained_spatial(), result.trained_adversarial(),
+                                       result.side_pairs, data=data)
     return bound_r, sides
 
 
@@ -414,7 +407,7 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
 
 
 # ------------------------------------------------------------ the pipeline
-def theory_result(config: VerifyConfig) -> dict:
+def theory_result(config: VerifyConfig) -> TheoremCheck:
     """The Theorem 1 check as the theorem1 declaration states it at this
     scale, from the run store (`pipeline.make` runs it there if absent)."""
     fig, store = figure("theorem1", config.scale, config.dataset), RunStore(config.store)
