@@ -12,7 +12,9 @@ import pytest
 from core.io import atomic_write_json
 from pipeline.runspec import RunSpec
 from pipeline.runstore import RunStore
-from pipeline.sweep import RunOptions, run_sweep
+import pipeline.sweep as sweep_module
+import torch
+from pipeline.sweep import RUNS_PER_GPU, RunOptions, default_jobs, run_sweep
 
 CRASH_FILE = "crash-after-epochs"  # in the store root: the fake run dies after N epochs
 
@@ -154,3 +156,9 @@ def test_real_run_trains_profiles_and_is_never_recomputed(tmp_path):
     assert run_sweep([run], store, options=QUIET) == []
     assert execute_run(run, str(tmp_path), QUIET) == run.key  # done: returns at once
     assert ckpt.stat().st_mtime_ns == stamp
+
+
+def test_default_jobs_shares_a_gpu_and_keeps_the_cpu_default(monkeypatch):
+    assert default_jobs("cpu") == max(1, min(2, os.cpu_count() or 1))
+    monkeypatch.setattr(sweep_module, "pick_device", lambda name=None: torch.device("cuda"))
+    assert default_jobs() == RUNS_PER_GPU > 1
