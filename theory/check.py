@@ -17,7 +17,9 @@ import sys
 from theory import bound, classifiers as clf, frontier as fr, montecarlo
 from theory.result import (Bound, CheckConfig, ClassifierResult, Provenance, TheoremCheck,
                            as_check)
+from core import validate
 from core.errors import ArgumentParser, exit_on_usage_error
+from theory.distribution import DEFAULT_CHUNK
 
 PROG = "python -m theory.check"
 CheckResult = TheoremCheck  # the earlier name
@@ -110,16 +112,35 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def memory_estimate(d: int, n: int) -> float:
+    """Bytes a check of dimension `d` with `n` Monte-Carlo samples holds at
+    its peak: each trained model's float32 training set (and a copy), a few
+    float32 copies of one Monte-Carlo chunk, the MLP with its Adam state."""
+    dim = 2 * d + 1
+    spec = clf.TrainSpec(clf.KINDS[0], clf.MODES[0])
+    rows = 2 * spec.n_train + 4 * min(n, DEFAULT_CHUNK) + 4 * spec.hidden
+    return 4.0 * dim * rows
+
+
+def check_sizes(d: int, n: int, train_steps: int) -> None:
+    """Sizes within the stated maxima and a run that fits in memory, or a UsageError."""
+    validate.count(d, "--d", 1, validate.MAX_DIMENSION)
+    validate.count(n, "--n", 1, validate.MAX_SAMPLES)
+    validate.count(train_steps, "--train-steps", 1, validate.MAX_STEPS)
+    validate.memory(memory_estimate(d, n), "--d", f"a check with d = {d:,}")
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     with exit_on_usage_error(PROG):
         for name in ("p", "mu", "eta", "q"):
             if not math.isfinite(getattr(args, name)):
                 raise ValueError(f"argument --{name}: must be a finite number")
+        check_sizes(args.d, args.n, args.train_steps)
         config = CheckConfig(args.p, args.d, args.n, args.seed, args.mu, args.eta, args.q,
                              args.train_steps)
-        if args.plot and not str(args.plot).strip():
-            raise ValueError("argument --plot: empty file name")
+        if args.plot is not None:
+            validate.output_file(args.plot, "--plot")
     result = run_check(config, progress=not args.json and sys.stderr.isatty())
     if args.plot:
         theorem1_figure(result, args.plot)
