@@ -24,10 +24,11 @@ import numpy as np
 
 from core.estimate import Estimate
 from empirics.autoattack import autoattack_profile
-from empirics.data import DATASETS, load
+from empirics.data import DATASETS
 from empirics.profiles import robustness_profile
-from empirics.train import load_model
+from pipeline import make
 from verify import stats
+from verify.checks import combine_verdicts
 from verify.result import CheckResult
 
 ATTACK_GAP_REF = ("robustness profiles (Sec. 2) measured with PGD; AutoAttack: Croce and "
@@ -45,12 +46,6 @@ def _outcomes(values, name: str) -> np.ndarray:
     if not np.isin(arr, (0, 1)).all():
         raise ValueError(f"`{name}` must hold booleans (correct or not).")
     return arr.astype(bool)
-
-
-def _combine(verdicts: list[str]) -> str:
-    if "FAILS" in verdicts:
-        return "FAILS"
-    return "HOLDS" if all(v == "HOLDS" for v in verdicts) else "INCONCLUSIVE"
 
 
 def attack_gap_check(name: str, model: str, epsilons, pgd_correct, aa_correct, *,
@@ -97,7 +92,7 @@ def attack_gap_check(name: str, model: str, epsilons, pgd_correct, aa_correct, *
     claim = (f"{model}: PGD-{pgd_steps} overestimates robust accuracy by less than {tolerance:g} "
              f"(against the per-point worst case with AutoAttack, standard) at eps {eps_text}")
     return CheckResult(name, ATTACK_GAP_REF, claim, gaps[k].value, (gaps[k].ci_low, gaps[k].ci_high),
-                       _combine(verdicts), details, tuple(data))
+                       combine_verdicts(verdicts), details, tuple(data))
 
 
 def attack_gap_results(records, epsilons=DEFAULT_EPSILONS, n_points: int = DEFAULT_POINTS,
@@ -117,9 +112,8 @@ def attack_gap_results(records, epsilons=DEFAULT_EPSILONS, n_points: int = DEFAU
     results = []
     for record in records:
         spec = record.spec
-        model, _ = load_model(record.run_dir, device=device)
-        test = load(spec.train.dataset, "test", data_dir)
-        subset = test.subset(min(spec.n_test, len(test)), seed=spec.profile_seed)
+        model = make.model_of(record, device)
+        subset = make.test_data(spec, data_dir)
         points = subset.subset(min(n_points, len(subset)), seed=spec.profile_seed)
         classes = DATASETS[spec.train.dataset].num_classes
         aa = autoattack_profile(model, points.images, points.labels, eps, classes,

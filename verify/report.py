@@ -95,6 +95,12 @@ def _numbers(r: CheckResult) -> str:
                 f"{d.get('model_source', '')}")
     if r.name.startswith("curriculum"):
         return _curriculum_note(d)
+    if r.name.startswith("attack_gap"):
+        parts = [f"eps {e['eps']:g}: PGD-{d['pgd_steps']} {_num(e['pgd_accuracy'])}, AutoAttack "
+                 f"{_num(e['autoattack_accuracy'])}, worst case {_num(e['worst_case_accuracy'])}, "
+                 f"gap {_num(e['gap'])} [{_num(e['gap_ci_exact'][0])}, "
+                 f"{_num(e['gap_ci_exact'][1])}]" for e in d["per_eps"]]
+        return "; ".join(parts) + f" ({d['n_points']} points; tolerance {d['tolerance']:g})"
     return ""
 
 

@@ -23,6 +23,7 @@ from pipeline.runstore import RunStore
 from pipeline.sweep import RunOptions
 from theory.result import TheoremCheck
 from verify import checks, gather, stats
+from verify.attack_gap import ATTACK_GAP_REF, attack_gap_results
 from verify.corollary import interior, rot90_attack_outcome
 from verify.result import CheckResult
 
@@ -77,13 +78,15 @@ class VerifyConfig:
     quoted_steps: int = 40
     corollary_points: int = 100
     corollary_steps: int = 20
+    attack_gap_points: int = 100  # AutoAttack is the costliest check: ~1 min per model on CPU
 
     def __post_init__(self):
         if self.scale not in SCALES:
             raise ValueError(f"`scale` must be one of {SCALES}, got {self.scale!r}.")
         if self.dataset is not None and self.dataset not in MNIST_SHAPED:
             raise ValueError(f"`dataset` must be one of {MNIST_SHAPED}, got {self.dataset!r}.")
-        for name in ("jobs", "n_resamples", "quoted_steps", "corollary_points", "corollary_steps"):
+        for name in ("jobs", "n_resamples", "quoted_steps", "corollary_points", "corollary_steps",
+                     "attack_gap_points"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {v!r}.")
@@ -298,6 +301,21 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
     return out
 
 
+ATTACK_GAP_THETAS = (0.0, 180.0)  # the most and the least robust StdCNN of fig1
+ATTACK_GAP_EPS = (0.1, 0.2)  # pixel eps where the quick-scale StdCNNs are between 80 % and 5 %
+
+
+def attack_gap_checks(runs: Runs) -> list[CheckResult]:
+    """AutoAttack (standard) against the PGD profiles of the seed-0 StdCNNs
+    trained at theta 0 and 180: the gap per eps and a verdict on whether
+    the paper-style PGD profiles can be trusted here."""
+    recs = [_stdcnn(runs, theta) for theta in ATTACK_GAP_THETAS]
+    say(f"attack gap: AutoAttack on {runs.config.attack_gap_points} test points of "
+        f"{len(recs)} StdCNNs at eps {', '.join(f'{e:g}' for e in ATTACK_GAP_EPS)} ...")
+    return attack_gap_results(recs, ATTACK_GAP_EPS, runs.config.attack_gap_points,
+                              data_dir=runs.config.data_dir, progress=sys.stderr.isatty())
+
+
 def theorem_checks(result: TheoremCheck) -> tuple:
     """Theorem 1 on the six trained classifiers of a typed check result."""
     data = [result.label]
@@ -480,6 +498,8 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
          lambda: claim_ii_checks(runs)),
         ("quoted", checks.QUOTED_REF, "quoted numbers of Sec. 2.1", ("fig1",),
          None if runs.figure("fig1").dataset == "fashion-mnist" else lambda: quoted_checks(runs)),
+        ("attack_gap", ATTACK_GAP_REF, "PGD profiles vs AutoAttack", ("fig1",),
+         lambda: attack_gap_checks(runs)),
         ("theorem1", None, None, ("theorem1",), None),
         ("corollary", checks.COROLLARY_REF, "Sec. 1.1 corollary", ("fig1", "corollary"),
          lambda: corollary_checks(runs)),
