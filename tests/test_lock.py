@@ -135,21 +135,30 @@ def test_many_processes_taking_over_one_stale_lock_leave_one_owner(tmp_path):
 
 # ---------------------------------------------------------------- trainers
 @pytest.mark.slow
-def test_two_trainers_on_one_out_one_wins_the_other_gets_one_line(tmp_path):
+def test_two_trainers_on_one_out_the_second_gets_one_line(tmp_path, capsys):
+    from empirics.train import main as train_main
+
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "empirics.train", "--out", str(out), "--epochs", "3",
-            "--train-subset", "200", "--test-subset", "100", "--batch-size", "50", "--quiet"]
-    procs = [subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
-    codes = sorted(r[0] for r in results)
-    assert codes == [0, 2], results
-    loser = next(r for r in results if r[0] == 2)
-    lines = loser[2].strip().splitlines()
-    assert len(lines) == 1 and "being written by pid" in lines[0], loser[2]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["finished"] is True and len(metrics["epochs"]) == 3
-    assert not (out / LOCK_FILE).exists()
+    argv = ["--out", str(out), "--epochs", "200", "--train-subset", "200", "--test-subset",
+            "100", "--batch-size", "50", "--quiet"]
+    first = subprocess.Popen([sys.executable, "-m", "empirics.train", *argv], cwd=ROOT, env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / LOCK_FILE).exists() and time.monotonic() < deadline:
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.05)
+        for extra in ([], ["--resume"], ["--force"]):  # none may write while the first does
+            with pytest.raises(SystemExit) as exc:
+                train_main(argv + extra)
+            lines = capsys.readouterr().err.strip().splitlines()
+            assert exc.value.code == 2 and len(lines) == 1, (extra, lines)
+            assert f"being written by pid {first.pid}" in lines[0], lines[0]
+            assert first.poll() is None  # the first is still training, undisturbed
+    finally:
+        first.kill()
+        first.wait()
+    assert read_owner(out / LOCK_FILE)["pid"] == first.pid  # killed: its lock is stale now
 
 
 # ---------------------------------------------------------------- sweeps
