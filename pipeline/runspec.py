@@ -25,7 +25,7 @@ from empirics.train import TrainConfig
 
 KEY_HEX_DIGITS = 16
 NOT_IDENTITY = ("data_dir", "deterministic")  # TrainConfig fields that do not change what a run computes
-KEY_DEFAULTS = {"amp": False}  # TrainConfig fields left out of the key at this value
+KEY_DEFAULTS = {"amp": False, "random_crop": 0, "hflip": False}  # TrainConfig fields left out of the key at this value
 
 
 def canonical(obj: Any) -> Any:

@@ -80,6 +80,12 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action="store_true",
                    help="bf16 autocast for the training forward pass (default float32; the "
                    "attacks stay float32); changes the weights, so the run's identity")
+    p.add_argument("--random-crop", type=int, metavar="PAD",
+                   help="zero-pad each training image by PAD pixels and crop it back at a random "
+                   "offset (the paper's CIFAR-10 training: 4; default 0: no crop)")
+    p.add_argument("--hflip", action="store_true",
+                   help="mirror each training image left-right with probability 1/2 (the "
+                   "paper's CIFAR-10 training)")
 
 
 def parser() -> ArgumentParser:

@@ -17,6 +17,7 @@ from empirics.models.registry import MODEL_NAMES
 
 OPTIMIZERS = ("sgd", "adam")
 INTERPOLATIONS = ("nearest", "bilinear")
+MAX_CROP_PAD = 16
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}  # sgd: the authors' CIFAR-10 value
 
 
@@ -142,6 +143,11 @@ class TrainConfig:
     # amp: bf16 autocast for the training step's forward pass (attacks stay float32).
     deterministic: bool = False
     amp: bool = False
+    # CIFAR-10 augmentation (the paper's §4): zero-pad by `random_crop` pixels and crop back
+    # at a random offset; mirror left-right with probability 1/2 when `hflip`. Both come
+    # before the rotation; 0 / False leave the images as they are.
+    random_crop: int = 0
+    hflip: bool = False
 
     def __post_init__(self):
 
@@ -168,8 +174,10 @@ class TrainConfig:
         _check(isinstance(self.model_kwargs, tuple) and all(
             isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.model_kwargs),
             "model_kwargs", "a tuple of (name, value) pairs", self.model_kwargs)
-        for name in ("deterministic", "amp"):
+        for name in ("deterministic", "amp", "hflip"):
             _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
+        _check(_is_int(self.random_crop) and 0 <= self.random_crop <= MAX_CROP_PAD, "random_crop",
+               f"an integer in [0, {MAX_CROP_PAD}] (pixels of padding)", self.random_crop)
         _coerce(self, ("lr", "momentum", "weight_decay", "lr_gamma", "train_rotation", "adv_eps",
                        "adv_step_size"))
         _coerce(self, ("epochs", "batch_size", "adv_steps", "seed", "train_subset", "test_subset"), int)

@@ -32,6 +32,7 @@ from core.errors import UsageError
 from core.lock import RunLock
 from core.io import atomic_write_json
 from empirics.attacks import pgd, predict, to_device
+from empirics.crops import random_crop_flip
 from empirics.data import ImageData, load
 from empirics.models.registry import build_model
 from empirics.rotation import random_angles, rotate
@@ -69,9 +70,12 @@ def _seed(seed: int, *keys: int) -> int:
     return int(np.random.SeedSequence([seed, *keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def make_generators(seed: int) -> dict[str, torch.Generator]:
-    """CPU generators for data order, rotation angles and attack starts."""
-    return {name: torch.Generator().manual_seed(_seed(seed, k)) for k, name in enumerate(GENERATORS)}
+def make_generators(seed: int, crops: bool = False) -> dict[str, torch.Generator]:
+    """CPU generators for data order, rotation angles and attack starts, and
+    (`crops`) for random crops and flips: a fourth stream only runs that
+    use them have, so runs without them keep their checkpoints' layout."""
+    names = GENERATORS + (("crops",) if crops else ())
+    return {name: torch.Generator().manual_seed(_seed(seed, k)) for k, name in enumerate(names)}
 
 
 @contextmanager
@@ -114,7 +118,10 @@ def load_split(config: TrainConfig, split: str, download: bool = False) -> Image
 
 def augment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, stage: Stage,
             config: TrainConfig, gens: dict[str, torch.Generator]) -> torch.Tensor:
-    """Rotate each image by its own angle in [-theta, theta], then PGD at eps."""
+    """Crop and flip (if configured), rotate each image by its own angle in
+    [-theta, theta], then PGD at eps."""
+    if config.random_crop > 0 or config.hflip:
+        x = random_crop_flip(x, config.random_crop, config.hflip, gens["crops"])  # (B, C, H, W)
 
     if stage.theta > 0:
         angles = random_angles(len(x), stage.theta, gens["angles"])  # (B,)
@@ -255,7 +262,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         with intra_op_threads(threads), execution_mode(config.deterministic):
             model = build(config).to(dev)
             opt = make_optimizer(config, model)
-            gens = make_generators(config.seed)
+            gens = make_generators(config.seed, config.random_crop > 0 or config.hflip)
             history = [] if ckpt is None else _restore(ckpt, out / CHECKPOINT, model, opt, gens)
             if ckpt is None:
                 _clear(out)
