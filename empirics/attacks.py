@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.grids import check_grid
+
 LABELS = ("true", "pred")
 
 
@@ -252,24 +254,12 @@ class PGDProfileResult:
         return tuple(sum(f <= j for f in self.fooled_at) for j in range(len(self.epsilons)))
 
 
-def check_grid(values, name: str) -> tuple[float, ...]:
-    """A non-empty, strictly increasing grid in [0, 1], as floats."""
-    grid = tuple(float(v) for v in values)
-    if not grid:
-        raise ValueError(f"`{name}` must not be empty.")
-    if any(not 0 <= v <= 1 for v in grid):
-        raise ValueError(f"`{name}` must lie in [0, 1] (pixel space).")
-    if any(b <= a for a, b in zip(grid, grid[1:])):
-        raise ValueError(f"`{name}` must be strictly increasing.")
-    return grid
-
-
 def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 40,
                 step_size=None, random_start: bool = False,
                 generator: torch.Generator | None = None, loss: str = "ce",
                 batch_size: int = 500, progress: bool = False,
                 compact: bool | None = None, sync_every: int = 8,
-                compile: bool = False) -> PGDProfileResult:
+                compile: bool = False, lookahead: int | None = None) -> PGDProfileResult:
     """PGD over a whole eps grid as one batched computation.
 
     Every (sample, eps) pair is one row of a pool of at most `batch_size`
@@ -299,23 +289,40 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
     `generator` for the entering pairs only, in their order of entry, which
     reads the number of entering pairs back once per refill.
 
+    lookahead: pairs of one sample in the pool at once (default: 1 with
+    compact; every eps otherwise; always 1 with random_start, whose draws
+    follow the order of entry). Rows left free by the pairs of samples with
+    none in flight go to the next eps of samples still under attack; such a
+    pair is dropped when a smaller eps fools its sample. It runs the same
+    pairs to the same iterates, and a sample's outcome is decided by its
+    pairs up to its first fooled eps, which always run to the end, so the
+    outcomes do not change; pair_steps counts the extra work. On a GPU the
+    rows cost no time, and the chain of a sample no attack fools (every eps,
+    one after the other) no longer sets the number of steps.
+
     compile: run the model through `torch.compile` (static shapes) on CUDA
     with the static pool, where the fixed shapes let it compile once; on
     the CPU, or with compact, it falls back to the eager model (compiling
     costs more there than it saves).
     """
     _check_args(x, steps, loss, "true")
-    grid = check_grid(epsilons, "epsilons")
+    grid = check_grid(epsilons, "epsilons", 0.0, 1.0)
     if y is None or y.shape != (len(x),):
         raise ValueError(f"`y` must be a tensor of shape ({len(x)},).")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
     if not isinstance(sync_every, int) or sync_every < 1:
         raise ValueError(f"`sync_every` must be an integer >= 1, got {sync_every!r}.")
+    if lookahead is not None and (not isinstance(lookahead, int) or lookahead < 1):
+        raise ValueError(f"`lookahead` must be an integer >= 1 or None, got {lookahead!r}.")
     device = model_device(model, x.device)
     x = to_device(x.detach(), device)
     if compact is None:
         compact = device.type == "cpu"
+    if lookahead is None:
+        lookahead = 1 if compact else len(grid)
+    if random_start:
+        lookahead = 1
     eps64 = to_device(torch.tensor(grid, dtype=torch.float64), device)  # (E,)
     alpha64 = _step_sizes(step_size, eps64, steps)  # (E,)
     with attack_mode(model):
@@ -326,7 +333,7 @@ def pgd_profile(model: nn.Module, x: Tensor, y: Tensor, epsilons, steps: int = 4
         if compile and device.type == "cuda" and not compact:
             runner = torch.compile(model, dynamic=False)
         fooled_at, pair_steps = _attack_pairs(runner, grid_, generator, batch_size, progress,
-                                              compact, sync_every)
+                                              compact, sync_every, lookahead)
     broken_at = torch.where(pred == to_device(y, device), fooled_at, 0)  # (N,)
     return PGDProfileResult(grid, steps, tuple(broken_at.tolist()),
                             tuple(fooled_at.tolist()), pair_steps)
@@ -356,11 +363,12 @@ class _Pool:
 
     Per row: sample i, eps index j, steps done k, entry number seq (the
     order in which pairs entered), active, iterate x_adv. Per sample (with
-    one spare slot, N, that masked writes go to): next eps index, busy (a
-    pair in the pool), fooled_at. Every update is a masked tensor operation.
+    one spare slot, N, that masked writes go to): next eps index, flying
+    (its pairs in the pool, at most `lookahead`), fooled_at. Every update is
+    a masked tensor operation.
     """
 
-    def __init__(self, grid: _Grid, size: int):
+    def __init__(self, grid: _Grid, size: int, lookahead: int = 1):
         n, n_eps, dev = len(grid.x), len(grid.eps), grid.x.device
         self.grid, self.n, self.n_eps = grid, n, n_eps
         first = int((grid.eps <= 0).sum())  # an eps-0 ball holds only x: nothing to attack
@@ -374,7 +382,8 @@ class _Pool:
         self.x_adv = grid.x[:1].expand(size, *grid.x.shape[1:]).clone()  # (P, C, H, W)
         self.next_j = torch.full((n + 1,), first, **long)
         self.next_j[n] = n_eps
-        self.busy = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+        self.flying = torch.zeros(n + 1, **long)
+        self.lookahead = lookahead
         self.fooled_at = torch.full((n + 1,), n_eps, **long)
         self.entered = torch.zeros((), **long)      # pairs that entered so far
         self.pair_steps = torch.zeros((), **long)   # gradient evaluations run
@@ -384,20 +393,23 @@ class _Pool:
 
     def unfinished(self) -> Tensor:
         """() long: samples with a pair in the pool or still to run."""
-        return (self.busy[:-1] | (self.next_j[:-1] < self.n_eps)).sum()
+        return ((self.flying[:-1] > 0) | (self.next_j[:-1] < self.n_eps)).sum()
 
     def refill(self, generator) -> None:
         """Skip every pending pair of a sample already fooled at a smaller eps
         (the smaller ball lies inside the larger one), then give free rows to
         ready samples, smallest pending eps first (then sample index): the
         r-th free row gets the r-th ready sample. No sample waits behind a
-        busy one, so the pool stays full while there is work."""
-        n, next_j, busy = self.n, self.next_j[:-1], self.busy[:-1]
-        settled = ~busy & (self.fooled_at[:-1] <= next_j) & (next_j < self.n_eps)
+        busy one, so the pool stays full while there is work. Samples with
+        fewer pairs in flight come first, so a sample gets a second pair only
+        from rows no first pair wants."""
+        n, next_j, flying = self.n, self.next_j[:-1], self.flying[:-1]
+        settled = (self.fooled_at[:-1] <= next_j) & (next_j < self.n_eps)
         self.skipped += torch.where(settled, self.n_eps - next_j, 0).sum()
         next_j.masked_fill_(settled, self.n_eps)
-        ready = ~busy & (next_j < self.n_eps)  # (N,)
-        key = torch.where(ready, next_j * n + self.sample_ids, self.n_eps * n)  # eps-major
+        ready = (flying < self.lookahead) & (next_j < self.n_eps)  # (N,)
+        tiers = (flying * self.n_eps + next_j) * n + self.sample_ids  # in flight, then eps-major
+        key = torch.where(ready, tiers, (self.lookahead + 1) * self.n_eps * n)
         order = torch.argsort(key)  # (N,) ready samples first
         free = ~self.active  # (P,)
         rank = torch.cumsum(free, 0) - 1  # (P,) rank among free rows
@@ -411,10 +423,10 @@ class _Pool:
         self.seq = torch.where(take, self.entered + rank, self.seq)
         self.entered += take.sum()
         self.active = self.active | take
-        self.busy[i_new] = True
+        self.flying[i_new] += 1
         self.next_j[i_new] += 1
         self.next_j[n] = self.n_eps
-        self.busy[n] = False
+        self.flying[n] = 0
         if self.grid.random_start:
             self._random_starts(take, generator)
         else:
@@ -436,13 +448,18 @@ class _Pool:
         n = self.n
         self.fooled_at.scatter_reduce_(0, torch.where(fooled, i, n), j, reduce="amin")
         self.fooled_at[n] = self.n_eps
-        self.busy.index_put_((torch.where(done, i, n),), torch.zeros((), dtype=torch.bool,
-                                                                       device=i.device))
-        self.finished += done.sum()
         if rows is None:
             self.active = self.active & ~done
         else:
             self.active[rows[done]] = False
+        self.flying.scatter_add_(0, torch.where(done, i, n), -done.long())
+        self.finished += done.sum()
+        if self.lookahead > 1:  # pairs above a fooled eps of their sample are dropped
+            drop = self.active & (self.j > self.fooled_at[self.i])  # (P,)
+            self.active = self.active & ~drop
+            self.flying.scatter_add_(0, torch.where(drop, self.i, n), -drop.long())
+            self.finished += drop.sum()
+        self.flying[n] = 0
 
 
 def _gradient(model: nn.Module, grid: _Grid, x_adv: Tensor, target: Tensor):
@@ -496,12 +513,12 @@ def _step_static(model: nn.Module, pool: _Pool) -> None:
 
 
 def _attack_pairs(model, grid: _Grid, generator, batch_size: int, progress: bool,
-                  compact: bool, sync_every: int) -> tuple[Tensor, int]:
+                  compact: bool, sync_every: int, lookahead: int = 1) -> tuple[Tensor, int]:
     """Run the pair pool to exhaustion; return (fooled_at (N,), pair_steps)."""
     from tqdm import tqdm
 
     n = len(grid.x)
-    pool = _Pool(grid, min(batch_size, n))
+    pool = _Pool(grid, min(batch_size, n * lookahead), lookahead)
     total = n * (pool.n_eps - pool.first)
     bar = tqdm(total=total, desc="pgd pairs", disable=not progress, leave=False)
     step = _step_compact if compact else _step_static

@@ -25,10 +25,12 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from empirics.attacks import attack_mode, model_device, pgd_profile, predict, to_device
+from core.auc import auc
 from core.device import pick_device
-from empirics.rotation import random_angles, rotate
 from core.estimate import Estimate
+from core.grids import check_grid
+from empirics.attacks import attack_mode, model_device, pgd_profile, predict, to_device
+from empirics.rotation import random_angles, rotate
 
 
 # ---------------------------------------------------------------- helpers
@@ -50,14 +52,8 @@ def _rates(rows) -> tuple[Estimate, ...]:
 
 
 def _auc(grid: tuple[float, ...], rates: tuple[Estimate, ...]) -> float:
-    """Trapezoid area under the rate curve divided by the grid's range
-    (the rate itself for a one-point grid)."""
-    values = [r.value for r in rates]
-    if len(grid) == 1:
-        return values[0]
-    area = sum((b - a) * (u + v) / 2 for a, b, u, v in
-               zip(grid, grid[1:], values, values[1:]))
-    return area / (grid[-1] - grid[0])
+    """Normalised trapezoid area under the rate curve (`core.auc`)."""
+    return float(auc(grid, [r.value for r in rates]))
 
 
 def _index(grid: tuple[float, ...], value: float, name: str) -> int:
@@ -224,12 +220,7 @@ def _check_data(images: Tensor, labels: Tensor, batch_size: int) -> None:
 
 
 def _check_thetas(thetas) -> tuple[float, ...]:
-    grid = tuple(float(t) for t in thetas)
-    if not grid or any(not 0 <= t <= 180 for t in grid):
-        raise ValueError("`thetas` must be a non-empty grid of degrees in [0, 180].")
-    if any(b <= a for a, b in zip(grid, grid[1:])):
-        raise ValueError("`thetas` must be strictly increasing.")
-    return grid
+    return check_grid(thetas, "thetas", 0.0, 180.0)
 
 
 def _angles(n: int, theta: float, seed: int) -> Tensor:

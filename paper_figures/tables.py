@@ -20,6 +20,7 @@ import io
 import math
 from dataclasses import asdict, dataclass, fields
 
+from core.auc import trapezoid_weights
 from core.estimate import Estimate
 from pipeline.experiments import format_eps
 
@@ -106,20 +107,6 @@ def profile_rows(fig, records) -> list[Row]:
     return rows
 
 
-def trapezoid_weights(grid) -> list[float]:
-    """Weights w with sum_j w_j f(grid_j) = trapezoid area / (grid[-1] - grid[0])."""
-    g = [float(v) for v in grid]
-    if len(g) == 1:
-        return [1.0]
-    span = g[-1] - g[0]
-    w = [0.0] * len(g)
-    for j in range(len(g) - 1):
-        h = (g[j + 1] - g[j]) / (2 * span)
-        w[j] += h
-        w[j + 1] += h
-    return w
-
-
 def mean_ci(values) -> tuple[float, float, float]:
     """Mean of per-test-point values and its normal 95 % interval."""
     n = len(values)
@@ -132,7 +119,7 @@ def mean_ci(values) -> tuple[float, float, float]:
 def invariance_auc(inv) -> tuple[float, float, float]:
     """Normalised area under the invariance profile with a 95 % interval
     over test points (the area is the mean of per-point areas)."""
-    w = trapezoid_weights(inv.thetas)
+    w = trapezoid_weights(inv.thetas).tolist()
     per_point = [sum(wj * row[i] for wj, row in zip(w, inv.invariant)) for i in range(inv.n)]
     return mean_ci(per_point)
 
@@ -140,7 +127,7 @@ def invariance_auc(inv) -> tuple[float, float, float]:
 def robustness_auc(rob) -> tuple[float, float, float]:
     """Normalised area under the accuracy-vs-eps profile, 95 % interval over
     test points (point i is correct at eps_j iff broken_at[i] > j)."""
-    w = trapezoid_weights(rob.epsilons)
+    w = trapezoid_weights(rob.epsilons).tolist()
     per_point = [sum(wj for j, wj in enumerate(w) if b > j) for b in rob.broken_at]
     return mean_ci(per_point)
 

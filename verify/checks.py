@@ -23,6 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
+from core.auc import auc
 from core.estimate import Estimate
 from empirics.data import DATASETS
 from verify import stats
@@ -39,15 +40,14 @@ MNIST_STD = DATASETS["mnist"].std[0]  # the authors' normalisation: eps_pixel = 
 
 # ------------------------------------------------------------ per-point AUCs
 def _normalised_trapezoid(grid, rows: np.ndarray, name: str) -> np.ndarray:
+    """(n,) per-point normalised AUCs (`core.auc`) of outcome rows (K, n) on `grid`."""
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) <= 0):
         raise ValueError(f"`{name}` must be an increasing grid of at least 2 values.")
     if rows.shape[0] != grid.size:
         raise ValueError(f"outcomes must have one row per `{name}` value "
                          f"({grid.size}), got {rows.shape[0]}.")
-    widths = np.diff(grid)[:, None]  # (K-1, 1)
-    area = (widths * (rows[1:] + rows[:-1]) / 2.0).sum(axis=0)  # (n,)
-    return area / (grid[-1] - grid[0])
+    return auc(grid, rows)
 
 
 def invariance_auc_points(thetas, invariant) -> np.ndarray:
