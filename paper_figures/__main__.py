@@ -1,9 +1,10 @@
-"""python -m paper_figures {run,plot,all,list}: regenerate the paper's figures.
+"""python -m paper_figures {run,plot,all,list,export}: regenerate the paper's figures.
 
     python -m paper_figures run fig1 --scale quick     # train + profile what is missing
     python -m paper_figures plot fig1 --scale quick    # draw from the run store only
     python -m paper_figures all --scale quick          # every figure whose data is here
     python -m paper_figures list --scale quick         # declarations and store status
+    python -m paper_figures export --scale full-cpu --to results/full-cpu  # records only
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from core import validate
 from core.errors import ArgumentParser, UsageError, exit_on_usage_error
 from paper_figures.commands import check_names, plot_figure, run_and_plot
 from pipeline import make
-from pipeline.experiments import FIGURE_NAMES, SCALES, figure
+from pipeline.experiments import (CHECK_RUN_SETS, FIGURE_NAMES, MNIST_SHAPED, SCALES, declared,
+                                  figure)
 from pipeline.runstore import DEFAULT_ROOT, RunStore
 from pipeline.sweep import RunOptions
 
@@ -28,7 +30,14 @@ def _default_jobs() -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default="quick", choices=SCALES,
-                   help="quick: mnist5k on a CPU in minutes; paper: the paper's settings (GPU)")
+                   help="quick: mnist5k on a CPU in minutes; paper: the paper's settings (GPU); "
+                   "full: the MNIST-shaped figures on all 60,000 training images, sized for 15 "
+                   "minutes of one GPU; full-cpu: Fig. 1 on all 60,000 images, about half an "
+                   "hour of 2 CPU cores")
+    p.add_argument("--dataset", default=None, choices=MNIST_SHAPED,
+                   help="an MNIST-shaped data set replacing the scale's default for Figs. 1, 3, "
+                   "5 and the curriculum (e.g. fashion-mnist; figures go to "
+                   "paper_figures/SCALE-DATASET/)")
     p.add_argument("--store", default=DEFAULT_ROOT,
                    help=f"run store folder, one sub-folder per run (default {DEFAULT_ROOT}/)")
 
@@ -71,7 +80,13 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
     every = sub.add_parser("all", help="run and plot every figure whose data set is available")
     lst = sub.add_parser("list", help="list the figures, their runs and which are stored")
-    for q in (run, plot, every, lst):
+    export = sub.add_parser("export", help="copy the small records of every declared run "
+                            "(spec, config, metrics, profiles, Theorem 1 results; never "
+                            "checkpoints) into a results folder that plot and verify read "
+                            "with --store")
+    export.add_argument("--to", required=True, metavar="FOLDER",
+                        help="results folder to write (a run store without checkpoints)")
+    for q in (run, plot, every, lst, export):
         _common(q)
     for q in (run, every):
         _run_options(q)
@@ -85,7 +100,7 @@ def _options(args):
 
 
 def _cmd_run(args) -> None:
-    figs = [figure(n, args.scale) for n in check_names(args.figures)]
+    figs = [figure(n, args.scale, args.dataset) for n in check_names(args.figures)]
     done = make.ensure(figs, RunStore(args.store), args.jobs, args.ray, args.gpus_per_run,
                        _options(args))
     total = sum(len(f.runs) for f in figs)
@@ -97,14 +112,14 @@ def _cmd_run(args) -> None:
 
 def _cmd_plot(args) -> None:
     for name in check_names(args.figures):
-        paths = plot_figure(name, args.scale, args.store, args.out)
+        paths = plot_figure(name, args.scale, args.store, args.out, dataset=args.dataset)
         print(f"{name}: wrote {', '.join(str(p) for p in paths)}")
 
 
 def _cmd_all(args) -> None:
     status = run_and_plot(FIGURE_NAMES, args.scale, args.store, args.jobs, args.ray,
                           args.gpus_per_run, args.data_dir, args.download, args.out,
-                          not args.quiet, args.device)
+                          not args.quiet, args.device, dataset=args.dataset)
     for name, what in status.items():
         print(f"{name}: {what}")
 
@@ -112,7 +127,10 @@ def _cmd_all(args) -> None:
 def _cmd_list(args) -> None:
     store = RunStore(args.store)
     for name in FIGURE_NAMES:
-        fig = figure(name, args.scale)
+        if not declared(name, args.scale):
+            print(f"{name:<11} not declared at scale {args.scale}")
+            continue
+        fig = figure(name, args.scale, args.dataset)
         done = len(fig.runs) - len(store.missing(fig.runs))
         print(f"{name:<11} {fig.paper_ref:<28} {fig.dataset:<9} {done}/{len(fig.runs)} runs stored")
         for run in fig.runs:
@@ -126,12 +144,21 @@ def _cmd_list(args) -> None:
             print(f"    {mark} {run.key}  {label:<22} {run.describe()}{cost}")
 
 
+def _cmd_export(args) -> None:
+    names = [n for n in (*FIGURE_NAMES, *CHECK_RUN_SETS) if declared(n, args.scale)]
+    figs = [figure(n, args.scale, args.dataset) for n in names]
+    written = make.export_records(figs, RunStore(args.store), args.to)
+    print(f"wrote {len(written)} record files of {', '.join(names)} into {args.to}")
+
+
 def check_args(args) -> None:
     """Paths, device, sizes and the Ray address of the command line, before any work."""
     trains = args.command in ("run", "all")
     (validate.output_dir if trains else validate.folder_path)(args.store, "--store")
     if getattr(args, "out", None) is not None:
         validate.output_dir(args.out, "--out")
+    if getattr(args, "to", None) is not None:
+        validate.output_dir(args.to, "--to")
     if trains:
         validate.count(args.jobs, "--jobs", 1, validate.MAX_JOBS)
         validate.finite(args.gpus_per_run, "--gpus-per-run")
@@ -149,7 +176,8 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     with exit_on_usage_error(PROG):
         check_args(args)
-        {"run": _cmd_run, "plot": _cmd_plot, "all": _cmd_all, "list": _cmd_list}[args.command](args)
+        {"run": _cmd_run, "plot": _cmd_plot, "all": _cmd_all, "list": _cmd_list,
+         "export": _cmd_export}[args.command](args)
     return 0
 
 
