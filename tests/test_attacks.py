@@ -235,20 +235,28 @@ def test_profile_rejects_bad_grid(grid, name):
 @pytest.mark.parametrize("random_start", [False, True])
 def test_compact_and_static_pools_give_the_same_outcomes(random_start):
     # The static pool (all rows every step, the GPU mode) and the compact one
-    # (active rows only, the CPU mode) run the same pairs with the same iterates.
+    # (active rows only, the CPU mode) run the same pairs with the same iterates;
+    # a lookahead runs more pairs, with the same outcomes.
     model, x = small_cnn(4), images(60, 4)
     y = mostly_correct_labels(model, x, 4)
     eps = [0.0, 0.02, 0.05, 0.1, 0.2, 0.4]
-    runs = [pgd_profile(model, x, y, eps, steps=6, batch_size=size, compact=compact,
-                        sync_every=every, random_start=random_start,
-                        generator=torch.Generator().manual_seed(7))
-            for compact, size, every in [(True, 16, 1), (False, 16, 1), (False, 16, 5),
-                                         (False, 1000, 3)]]
-    first = runs[0]
+
+    def profile(**kw):
+        return pgd_profile(model, x, y, eps, steps=6, random_start=random_start,
+                           generator=torch.Generator().manual_seed(7), **kw)
+
+    first = profile(batch_size=16)  # compact on the CPU, one pair per sample
     assert 0 < sum(first.correct) < len(x) * len(eps)  # something to count
-    for r in runs[1:]:
+    for r in [profile(batch_size=16, compact=False, lookahead=1),
+              profile(batch_size=16, compact=False, lookahead=1, sync_every=5)]:
         assert (r.broken_at, r.fooled_at, r.pair_steps) == \
             (first.broken_at, first.fooled_at, first.pair_steps)
+    for r in [profile(batch_size=16, compact=False), profile(batch_size=1000, compact=False,
+                                                             sync_every=3),
+              profile(batch_size=16, lookahead=3)]:
+        assert (r.broken_at, r.fooled_at) == (first.broken_at, first.fooled_at)
+        assert r.pair_steps >= first.pair_steps
+        assert (r.pair_steps == first.pair_steps) == random_start  # random starts: no lookahead
 
 
 def test_pgd_profile_rejects_bad_sync_every():
