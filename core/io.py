@@ -1,13 +1,18 @@
 """Atomic writes and provenance records for result files."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
+
+import numpy
 
 
 def current_umask() -> int:
@@ -53,11 +58,9 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    import io as _io
+    import torch  # local: importing torch takes 2-7 s here, and theory never needs it
 
-    import torch
-
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -71,21 +74,27 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _torch_version() -> str | None:
+    """torch's version without importing it (the loaded module's when there is one)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].__version__
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def provenance() -> dict:
     """Package version, git commit and interpreter facts for a result file."""
-    from importlib import metadata
-
     try:
         version = metadata.version("invrob")
     except metadata.PackageNotFoundError:
         version = None
-    import numpy
-    import torch
     return {
         "invrob_version": version,
         "git_commit": git_commit(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": _torch_version(),
         "numpy": numpy.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

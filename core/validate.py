@@ -138,7 +138,7 @@ def folder_path(value, option: str) -> Path:
 
 def device(value, option: str = "--device"):
     """A torch.device that exists here (None: CUDA when present, else CPU)."""
-    import torch
+    import torch  # local: importing torch takes 2-7 s here; theory.check validates no device
 
     if value is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from core.grids import check_grid
 
@@ -515,7 +516,6 @@ def _step_static(model: nn.Module, pool: _Pool) -> None:
 def _attack_pairs(model, grid: _Grid, generator, batch_size: int, progress: bool,
                   compact: bool, sync_every: int, lookahead: int = 1) -> tuple[Tensor, int]:
     """Run the pair pool to exhaustion; return (fooled_at (N,), pair_steps)."""
-    from tqdm import tqdm
 
     n = len(grid.x)
     pool = _Pool(grid, min(batch_size, n * lookahead), lookahead)
