@@ -157,7 +157,7 @@ _IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 
 
 def _load_idx(name: str, root: Path, split: str, download: bool) -> ImageData:
-    from torchvision import datasets  # local: ~1 s to import, only the idx data sets need it
+    from torchvision import datasets  # local: torchvision takes seconds to import; only idx data sets need it
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     prefix = "train" if split == "train" else "t10k"
@@ -183,7 +183,7 @@ def _load_cifar10(root: Path, split: str, download: bool) -> ImageData:
     folder = root / CIFAR_FOLDER
     paths = [folder / f for f in CIFAR_BATCHES[split]]
     if download and not all(p.is_file() for p in paths):
-        from torchvision import datasets  # local: ~1 s to import, only a download needs it
+        from torchvision import datasets  # local: torchvision takes seconds to import; only a download needs it
 
         datasets.CIFAR10(str(root), train=split == "train", download=True)
     missing = [p.name for p in paths if not p.is_file()]
