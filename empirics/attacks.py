@@ -480,12 +480,13 @@ def _step_compact(model: nn.Module, pool: _Pool) -> None:
     rows = rows[torch.argsort(pool.seq[rows])]  # (R,)
     i, j, k = pool.i[rows], pool.j[rows], pool.k[rows] + 1
     target = grid.target[i]  # (R,)
-    logits, grad = _gradient(model, grid, pool.x_adv[rows], target)
+    x_rows = pool.x_adv[rows]  # (R, C, H, W)
+    logits, grad = _gradient(model, grid, x_rows, target)
     fooled = logits.argmax(1) != target  # (R,)
     if not grid.random_start:
         fooled &= k > 1  # iterate 0 is x, whose prediction is the target
     pool.pair_steps += len(rows)
-    x_new = grid.ball(i, j).step(pool.x_adv[rows], grad, grid.view(grid.alpha[j]))
+    x_new = grid.ball(i, j).step(x_rows, grad, grid.view(grid.alpha[j]))
     pool.x_adv[rows] = x_new
     pool.k[rows] = k
     last = ~fooled & (k == grid.steps)  # the final iterate needs a forward pass only
@@ -527,9 +528,8 @@ def _attack_pairs(model, grid: _Grid, generator, batch_size: int, progress: bool
         if k % (1 if compact else sync_every) == 0:
             if int(pool.unfinished()) == 0:  # the one read-back per `sync_every` steps
                 break
-            if progress:
-                bar.n = int(pool.finished + pool.skipped)
-                bar.refresh()
+            if progress:  # tqdm redraws at its own pace
+                bar.update(int(pool.finished + pool.skipped) - bar.n)
         pool.refill(generator)
         step(model, pool)
         k += 1
