@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from core import validate
@@ -19,13 +18,13 @@ from pipeline import make
 from pipeline.experiments import (CHECK_RUN_SETS, FIGURE_NAMES, MNIST_SHAPED, SCALES, declared,
                                   figure)
 from pipeline.runstore import DEFAULT_ROOT, RunStore
-from pipeline.sweep import RunOptions
+from pipeline.sweep import RunOptions, default_jobs
 
 PROG = "python -m paper_figures"
 
 
 def _default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+    return default_jobs()  # runs sharing the GPU on CUDA, else min(2, cores)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -47,7 +46,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="runs trained at once, one process each; every run uses the same fixed "
                         "number of torch threads (empirics.train.TRAIN_THREADS), so results do "
                         "not depend on --jobs "
-                        "(default: min(2, cores))")
+                        "(default: on CUDA 4 runs share the GPU, pipeline.sweep.RUNS_PER_GPU; "
+                        "else min(2, cores))")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
                    help="run on a Ray cluster ('auto', ray://host:port, or 'local' for a Ray "
                         "instance on this machine), one task per run; "
