@@ -1,7 +1,7 @@
 """Canonical JSON hash of a config: the first 16 hex digits of sha256 over
 the JSON with keys sorted, no spaces, integral floats written as integers
-(so 30 and 30.0 hash alike) and tuples as lists. The same algorithm as
-`pipeline.runspec.config_hash`, so a key made here matches one made there."""
+(so 30 and 30.0 hash alike) and tuples as lists: the keys of the run store
+(`pipeline.runspec.RunSpec.key`) and of Theorem 1 results (`CheckConfig.key`)."""
 from __future__ import annotations
 
 import hashlib

@@ -14,41 +14,15 @@ e.g. ``amp``, so that those runs keep their keys).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from core.grids import check_grid
+from core.hashing import KEY_HEX_DIGITS, canonical, config_hash  # noqa: F401 (re-exported)
 from empirics.train import TrainConfig
 
-KEY_HEX_DIGITS = 16
 NOT_IDENTITY = ("data_dir", "deterministic")  # TrainConfig fields that do not change what a run computes
 KEY_DEFAULTS = {"amp": False, "random_crop": 0, "hflip": False}  # TrainConfig fields left out of the key at this value
-
-
-def canonical(obj: Any) -> Any:
-    """JSON-ready copy of `obj` with integral floats as ints, tuples as lists."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            raise ValueError(f"cannot hash a non-finite number {obj!r}")
-        return int(obj) if obj.is_integer() else obj
-    if isinstance(obj, int):
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): canonical(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [canonical(v) for v in obj]
-    raise TypeError(f"cannot hash a value of type {type(obj).__name__}")
-
-
-def config_hash(obj: Any) -> str:
-    """First 16 hex digits of sha256 over the canonical JSON of `obj`."""
-    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_HEX_DIGITS]
 
 
 def train_config_dict(config: Any) -> dict:
