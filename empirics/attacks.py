@@ -38,7 +38,7 @@ class LinfBall:
     """The set {x : |x - x0|_inf <= eps, 0 <= x <= 1}, one eps per sample."""
 
     x0: Tensor   # (B, C, H, W)
-    eps: Tensor  # (B, 1, 1, 1), same dtype as x0
+    eps: Tensor | float  # (B, 1, 1, 1), same dtype as x0; or one value for all
 
     def project(self, x: Tensor) -> Tensor:
         # Same operation order as torchattacks.PGD, so iterates agree bit for bit.
@@ -129,6 +129,15 @@ def _per_sample(value, n: int, like: Tensor, name: str, validate: bool = True) -
     return t
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _rounded(v: float, dtype: torch.dtype) -> float:
+    """`v` rounded to `dtype`, as a Python float (exact), computed on the host."""
+    return float(torch.tensor(v, dtype=torch.float64).to(dtype))
+
+
 def _check_args(x: Tensor, steps: int, loss: str, labels: str, validate: bool = True) -> None:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"`steps` must be an integer >= 1, got {steps!r}.")
@@ -195,8 +204,15 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor | None, eps, steps: int = 40,
     eps64 = _per_sample(eps, len(x), x, "eps", validate)  # (B,)
     alpha64 = _step_sizes(step_size, eps64, steps)  # (B,)
     view = (-1,) + (1,) * (x.dim() - 1)
-    ball = LinfBall(x.detach(), eps64.to(x.dtype).view(view))  # eps: (B, 1, 1, 1)
-    alpha = alpha64.to(x.dtype).view(view)  # (B, 1, 1, 1)
+    if _is_number(eps) and (step_size is None or _is_number(step_size)):
+        # one eps for all: the same values (rounded to x's dtype) as Python
+        # numbers, so the step and the projection are scalar operations
+        a = 2.5 * float(eps) / steps if step_size is None else float(step_size)  # as _step_sizes
+        ball = LinfBall(x.detach(), _rounded(float(eps), x.dtype))
+        alpha = _rounded(a, x.dtype)
+    else:
+        ball = LinfBall(x.detach(), eps64.to(x.dtype).view(view))  # eps: (B, 1, 1, 1)
+        alpha = alpha64.to(x.dtype).view(view)  # (B, 1, 1, 1)
     loss_fn = LOSSES[loss]
     with attack_mode(model):
         target = _targets(model, x, y, labels)  # (B,)

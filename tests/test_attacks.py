@@ -302,3 +302,17 @@ def test_compile_falls_back_to_eager_on_cpu(monkeypatch):
         fallback = pgd_profile(model, x, y, [0.05, 0.2], steps=4, batch_size=8, compile=True,
                                compact=compact)
         assert (fallback.broken_at, fallback.fooled_at) == (eager.broken_at, eager.fooled_at)
+
+
+@pytest.mark.parametrize("step_size", [None, 0.013])
+def test_one_float_eps_equals_the_same_eps_per_sample(step_size):
+    # a float eps runs as scalar operations: bit for bit the per-sample result
+    model, x = small_cnn(1), images(6, 8)
+    y = predict(model, x)
+    gen = dict(random_start=True)
+    a = pgd(model, x, y, 0.1, steps=4, step_size=step_size,
+            generator=torch.Generator().manual_seed(2), **gen)
+    per = None if step_size is None else torch.full((6,), step_size)
+    b = pgd(model, x, y, torch.full((6,), 0.1), steps=4, step_size=per,
+            generator=torch.Generator().manual_seed(2), **gen)
+    assert torch.equal(a, b)
