@@ -9,7 +9,7 @@
   PGD steps of the evaluation) the choice is ours and is recorded.
 - ``quick``: the same models on ``mnist5k`` on a 2-core CPU in minutes
   (``python -m paper_figures all --scale quick``): fewer epochs, a
-  500-image test subset, PGD-10 evaluation and PGD-3 adversarial training.
+  300-image test subset, PGD-10 evaluation and PGD-3 adversarial training.
 
 Figures: ``fig1``/``fig3`` StdCNN/P4CNN on MNIST trained at rotations
 0..180; ``fig2``/``fig4`` VGG16/P4VGG16 on CIFAR-10 likewise; ``fig5``/
@@ -252,6 +252,7 @@ EPS_GRIDS = {
     # (measured on an H200 with the paper declaration, 50 epochs), so 0:0.1:0.005.
     ("fashion-mnist", "standard", "long"): grid(0, 0.1, 0.005),
 }
+QUICK_TEST = 300  # test images of the quick profiles (make demo's budget: 15 minutes on 2 cores)
 LONG_TRAINING = ("paper", "full")
 FULL_CPU_TEST = 1000  # test images of the full-cpu profiles  # scales whose models train long enough to be less robust
 
@@ -290,7 +291,7 @@ def _mnist_profiles(scale: str, dataset: str, family: str = "standard") -> _Prof
     """The profile settings of the MNIST-shaped figures at `scale`."""
     eps = eps_grid(dataset, family, scale)
     if scale == "quick":
-        return _Profiles(grid(0, 180, 15), eps, 10, 500)
+        return _Profiles(grid(0, 180, 15), eps, 10, QUICK_TEST)
     if scale == "full-cpu":
         return _Profiles(grid(0, 180, 15), eps, 10, FULL_CPU_TEST)
     return _Profiles(grid(0, 180, 10), eps, 40, 10_000)
@@ -306,9 +307,9 @@ def _data_notes(scale: str, dataset: str, family: str = "standard") -> tuple[str
                      "validation)")
     prof = _mnist_profiles(scale, dataset, family)
     if scale == "quick":
-        notes.append("invariance profile: theta 0:180:15 on a stratified 500-image test subset "
-                     "(paper: whole test set); robustness profile: PGD-10 (step 2.5 eps/10) "
-                     "instead of PGD-40, on the same 500 images")
+        notes.append(f"invariance profile: theta 0:180:15 on a stratified {QUICK_TEST}-image "
+                     "test subset (paper: whole test set); robustness profile: PGD-10 (step "
+                     f"2.5 eps/10) instead of PGD-40, on the same {QUICK_TEST} images")
     elif scale == "full-cpu":
         notes.append(f"full-cpu: theta 0:180:15 and PGD-10 (step 2.5 eps/10) on a stratified "
                      f"{FULL_CPU_TEST:,}-image test subset (2 CPU cores: PGD on all 10,000 "
@@ -338,9 +339,9 @@ ROTATION_TRAINING = {
     ("p4cnn", "full"): (5, 128, 1e-3, (0, 1), PAPER_ROTATIONS),
     # full-cpu: what 2 CPU cores do in about half an hour: 3 epochs, 2 seeds, StdCNN only
     ("stdcnn", "full-cpu"): (3, 128, 1e-3, (0, 1), PAPER_ROTATIONS),
-    # quick: 10 epochs (StdCNN) / 4 epochs (P4CNN, 6x the cost per image) of batch 64
+    # quick: 10 epochs (StdCNN) / 3 epochs (P4CNN, 6x the cost per image) of batch 64
     ("stdcnn", "quick"): (10, 64, 1e-3, THREE_SEEDS, PAPER_ROTATIONS),
-    ("p4cnn", "quick"): (4, 64, 1e-3, THREE_SEEDS, QUICK_P4_ROTATIONS),
+    ("p4cnn", "quick"): (3, 64, 1e-3, THREE_SEEDS, QUICK_P4_ROTATIONS),
 }
 
 
@@ -395,8 +396,8 @@ def _fig5(scale: str, dataset: str | None = None) -> FigureSpec:
         seeds, eps = ONE_SEED, LENET_EPS
     else:
         base = dict(epochs=3, batch_size=50, optimizer="adam", lr=1e-3, adv_steps=3,
-                    train_subset=3000)
-        notes += ("training: 3 epochs on a stratified 3,000-image training subset (180 steps "
+                    train_subset=2000)
+        notes += ("training: 3 epochs on a stratified 2,000-image training subset (120 steps "
                   "of batch 50) of Adam lr 1e-3 (Madry et al.: lr 1e-4, 100,000 steps), "
                   "adversarial examples from PGD-3 with step 2.5 eps/3 and random start "
                   "(Madry et al.: PGD-40, step 0.01)",

@@ -124,13 +124,14 @@ def test_with_train_changes_the_key():
 
 
 # ------------------------------------------------------------ training seeds
-def _explicit_fig1_quick_run(rotation: float, epochs: int = 10, eps=None) -> RunSpec:
+def _explicit_fig1_quick_run(rotation: float, epochs: int = 10, eps=None,
+                             n_test: int = 300) -> RunSpec:
     """The fig1 quick run at `rotation`, seed 0, written out field by field."""
     from pipeline.experiments import grid
     config = TrainConfig(model="stdcnn", train_rotation=rotation, dataset="mnist5k",
                          epochs=epochs, batch_size=64, optimizer="adam", lr=1e-3, seed=0)
     eps = grid(0, 0.3, 0.02) if eps is None else eps
-    return RunSpec(config, grid(0, 180, 15), eps, 10, (0.0,), 500, 0)
+    return RunSpec(config, grid(0, 180, 15), eps, 10, (0.0,), n_test, 0)
 
 
 def test_seed_zero_runs_keep_their_keys():
@@ -141,7 +142,7 @@ def test_seed_zero_runs_keep_their_keys():
                                       for a in (0, 30, 60, 90, 120, 150, 180)]
     # an earlier declaration (15 epochs, eps 0:1:0.05) still hashes to the run store folder
     # its runs were stored under, before defaults were added to TrainConfig
-    assert _explicit_fig1_quick_run(0.0, 15, grid(0, 1, 0.05)).key == "8c845747f9ed82e9"
+    assert _explicit_fig1_quick_run(0.0, 15, grid(0, 1, 0.05), 500).key == "8c845747f9ed82e9"
 
 
 @pytest.mark.parametrize("scale, name, seeds", [
