@@ -32,21 +32,14 @@ from core.grids import check_grid
 from empirics.attacks import attack_mode, predict
 from empirics.autoattack import COMPONENTS, autoattack_profile, library_version
 from empirics.external import check_classifier, model_device, with_input_normalization
-from empirics.profiles import InvarianceProfile, invariance_profile, robustness_profile
+from empirics.profiles import (InvarianceProfile, bits, invariance_profile, robustness_profile,
+                               unbits)
 from empirics.spatial import SpatialProfile, spatial_profile
 
 SCHEMA = "invrob.evaluation/1"
 ATTACKS = ("pgd", "autoattack", "both")
 DEFAULT_EPSILONS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 DEFAULT_THETAS = tuple(float(t) for t in range(0, 181, 15))
-
-
-def _bits(row) -> str:
-    return "".join("1" if b else "0" for b in row)
-
-
-def _unbits(row: str) -> tuple[bool, ...]:
-    return tuple(c == "1" for c in row)
 
 
 def _rows(broken_at: tuple[int, ...], n_eps: int) -> tuple[tuple[bool, ...], ...]:
@@ -160,7 +153,7 @@ class Evaluation:
             "attacks": attacks,
             "rotation": rotation,
             "per_point": {
-                "clean_correct": _bits(self.clean_correct),
+                "clean_correct": bits(self.clean_correct),
                 "pgd_broken_at": None if self.pgd_broken_at is None else list(self.pgd_broken_at),
                 "autoattack_broken_at": (None if self.autoattack_broken_at is None
                                          else list(self.autoattack_broken_at)),
@@ -177,7 +170,7 @@ class Evaluation:
         pp, rot = d["per_point"], d.get("rotation", {})
         pgd = pp.get("pgd_broken_at")
         aa = pp.get("autoattack_broken_at")
-        return cls(tuple(float(e) for e in d["eps"]), _unbits(pp["clean_correct"]),
+        return cls(tuple(float(e) for e in d["eps"]), unbits(pp["clean_correct"]),
                    None if pgd is None else tuple(int(b) for b in pgd),
                    None if aa is None else tuple(int(b) for b in aa),
                    int(d.get("attacks", {}).get("pgd", {}).get("steps", 0)), int(d["seed"]),

@@ -34,11 +34,12 @@ from empirics.rotation import random_angles, rotate
 
 
 # ---------------------------------------------------------------- helpers
-def _bits(row) -> str:
+def bits(row) -> str:
+    """A row of per-point outcomes as a "0101" string (compact JSON)."""
     return "".join("1" if b else "0" for b in row)
 
 
-def _unbits(row) -> tuple[bool, ...]:
+def unbits(row) -> tuple[bool, ...]:
     """A row stored as a "0101" string (compact JSON) or a list of bools/ints."""
     if isinstance(row, str):
         if set(row) - {"0", "1"}:
@@ -47,8 +48,17 @@ def _unbits(row) -> tuple[bool, ...]:
     return tuple(bool(b) for b in row)
 
 
-def _rates(rows) -> tuple[Estimate, ...]:
+def rates(rows) -> tuple[Estimate, ...]:
+    """One Wilson estimate per row of per-point outcomes."""
     return tuple(Estimate.from_counts(sum(row), len(row)) for row in rows)
+
+
+def check_rows(obj, names, n_rows: int, n: int) -> None:
+    """Each outcome table `names` of `obj` must be (n_rows, n)."""
+    for name in names:
+        rows = getattr(obj, name)
+        if len(rows) != n_rows or any(len(r) != n for r in rows):
+            raise ValueError(f"`{name}` must have shape ({n_rows}, {n}).")
 
 
 def _auc(grid: tuple[float, ...], rates: tuple[Estimate, ...]) -> float:
@@ -85,11 +95,7 @@ class InvarianceProfile:
     interpolation: str = "nearest"
 
     def __post_init__(self):
-        k, n = len(self.thetas), len(self.clean_correct)
-        for name in ("invariant", "correct"):
-            rows = getattr(self, name)
-            if len(rows) != k or any(len(r) != n for r in rows):
-                raise ValueError(f"`{name}` must have shape ({k}, {n}).")
+        check_rows(self, ("invariant", "correct"), len(self.thetas), len(self.clean_correct))
 
     @property
     def n(self) -> int:
@@ -97,11 +103,11 @@ class InvarianceProfile:
 
     @cached_property
     def invariance(self) -> tuple[Estimate, ...]:
-        return _rates(self.invariant)
+        return rates(self.invariant)
 
     @cached_property
     def accuracy(self) -> tuple[Estimate, ...]:
-        return _rates(self.correct)
+        return rates(self.correct)
 
     @cached_property
     def clean_accuracy(self) -> Estimate:
@@ -123,17 +129,17 @@ class InvarianceProfile:
                 "clean_accuracy": self.clean_accuracy.to_dict(),
                 "invariance": [e.to_dict() for e in self.invariance],
                 "accuracy": [e.to_dict() for e in self.accuracy],
-                "invariant": [_bits(r) for r in self.invariant],
-                "correct": [_bits(r) for r in self.correct],
-                "clean_correct": _bits(self.clean_correct)}
+                "invariant": [bits(r) for r in self.invariant],
+                "correct": [bits(r) for r in self.correct],
+                "clean_correct": bits(self.clean_correct)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "InvarianceProfile":
         """Rebuilds from the per-point outcomes; the rates are recomputed."""
         return cls(tuple(float(t) for t in d["thetas"]),
-                   tuple(_unbits(r) for r in d["invariant"]),
-                   tuple(_unbits(r) for r in d["correct"]),
-                   _unbits(d["clean_correct"]), int(d["seed"]),
+                   tuple(unbits(r) for r in d["invariant"]),
+                   tuple(unbits(r) for r in d["correct"]),
+                   unbits(d["clean_correct"]), int(d["seed"]),
                    d.get("interpolation", "nearest"))
 
 

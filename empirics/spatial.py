@@ -29,21 +29,10 @@ from tqdm import tqdm
 from core.estimate import Estimate
 from empirics.attacks import attack_mode, predict
 from empirics.external import model_device
+from empirics.profiles import bits, check_rows, rates, unbits
 from empirics.rotation import INTERPOLATIONS, random_angles, rotate
 
 METHODS = ("worst_of_k", "grid")
-
-
-def _bits(row) -> str:
-    return "".join("1" if b else "0" for b in row)
-
-
-def _unbits(row) -> tuple[bool, ...]:
-    if isinstance(row, str):
-        if set(row) - {"0", "1"}:
-            raise ValueError("outcome strings must hold only '0' and '1'.")
-        return tuple(c == "1" for c in row)
-    return tuple(bool(b) for b in row)
 
 
 def worst_of_k_angles(n: int, theta: float, k: int = 10, seed: int = 0) -> Tensor:
@@ -137,11 +126,7 @@ class SpatialProfile:
     interpolation: str = "nearest"
 
     def __post_init__(self):
-        t, n = len(self.thetas), len(self.clean_correct)
-        for name in ("worst_of_k", "grid"):
-            rows = getattr(self, name)
-            if len(rows) != t or any(len(r) != n for r in rows):
-                raise ValueError(f"`{name}` must have shape ({t}, {n}).")
+        check_rows(self, ("worst_of_k", "grid"), len(self.thetas), len(self.clean_correct))
 
     @property
     def n(self) -> int:
@@ -149,26 +134,26 @@ class SpatialProfile:
 
     @cached_property
     def worst_of_k_accuracy(self) -> tuple[Estimate, ...]:
-        return tuple(Estimate.from_counts(sum(r), self.n) for r in self.worst_of_k)
+        return rates(self.worst_of_k)
 
     @cached_property
     def grid_accuracy(self) -> tuple[Estimate, ...]:
-        return tuple(Estimate.from_counts(sum(r), self.n) for r in self.grid)
+        return rates(self.grid)
 
     def to_dict(self) -> dict:
         return {"kind": "spatial", "thetas": list(self.thetas), "n": self.n, "k": self.k,
                 "n_grid": self.n_grid, "seed": self.seed, "interpolation": self.interpolation,
                 "worst_of_k_accuracy": [e.to_dict() for e in self.worst_of_k_accuracy],
                 "grid_accuracy": [e.to_dict() for e in self.grid_accuracy],
-                "worst_of_k": [_bits(r) for r in self.worst_of_k],
-                "grid": [_bits(r) for r in self.grid],
-                "clean_correct": _bits(self.clean_correct)}
+                "worst_of_k": [bits(r) for r in self.worst_of_k],
+                "grid": [bits(r) for r in self.grid],
+                "clean_correct": bits(self.clean_correct)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SpatialProfile":
         return cls(tuple(float(t) for t in d["thetas"]),
-                   tuple(_unbits(r) for r in d["worst_of_k"]),
-                   tuple(_unbits(r) for r in d["grid"]), _unbits(d["clean_correct"]),
+                   tuple(unbits(r) for r in d["worst_of_k"]),
+                   tuple(unbits(r) for r in d["grid"]), unbits(d["clean_correct"]),
                    int(d["k"]), int(d["n_grid"]), int(d["seed"]),
                    d.get("interpolation", "nearest"))
 
