@@ -55,7 +55,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_restricted(fh, encoding: str = "latin1"):
-    """`pickle.load(fh, encoding=encoding)` with only the allowed globals."""
+    """Unpickle `fh` (as the standard loader would, with `encoding`) allowing only the
+    globals in ALLOWED."""
     return RestrictedUnpickler(fh, encoding=encoding).load()
 
 
