@@ -25,7 +25,7 @@ from tqdm import tqdm
 from core.errors import UsageError
 from core.grids import check_grid
 from empirics.attacks import attack_mode, predict
-from empirics.external import model_device
+from empirics.attacks import model_device
 
 COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
 INSTALL_HINT = "pip install 'invrob[autoattack]' (or pip install torchattacks)"

@@ -29,9 +29,9 @@ from torch import Tensor, nn
 from core.estimate import Estimate
 from core.io import provenance as _provenance
 from core.grids import check_grid
-from empirics.attacks import attack_mode, predict
+from empirics.attacks import attack_mode, model_device, predict
 from empirics.autoattack import COMPONENTS, autoattack_profile, library_version
-from empirics.external import check_classifier, model_device, with_input_normalization
+from empirics.external import check_classifier, with_input_normalization
 from empirics.profiles import (InvarianceProfile, bits, invariance_profile, robustness_profile,
                                unbits)
 from empirics.spatial import SpatialProfile, spatial_profile

@@ -28,16 +28,10 @@ import torch
 from torch import nn
 
 from core.errors import UsageError
+from empirics.attacks import model_device
 from empirics.models.normalize import Normalize
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (or buffer); CPU if it has none."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 @dataclass(frozen=True)

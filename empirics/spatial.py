@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from core.estimate import Estimate
 from empirics.attacks import attack_mode, predict
-from empirics.external import model_device
+from empirics.attacks import model_device
 from empirics.profiles import bits, check_rows, rates, unbits
 from empirics.rotation import INTERPOLATIONS, random_angles, rotate
 

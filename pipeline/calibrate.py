@@ -26,7 +26,7 @@ from core import validate
 from core.errors import ArgumentParser, UsageError, exit_on_usage_error
 from core.grids import parse_grid
 from core.io import atomic_write_json, provenance
-from empirics.data import load
+from empirics.data import test_subset
 from empirics.profiles import robustness_profile
 from empirics.train import load_model
 
@@ -131,8 +131,7 @@ def main(argv=None) -> dict:
         rows = []
         for run in args.run_dirs:
             model, config = load_model(validate.input_dir(run, "RUN_DIR"), device)
-            test = load(config.dataset, "test", args.data_dir or config.data_dir)
-            test = test.subset(min(args.n_test, len(test)), seed=0)
+            test = test_subset(config.dataset, args.n_test, 0, args.data_dir or config.data_dir)
             prof = robustness_profile(model, test.images, test.labels, epsilons,
                                       steps=args.steps, device=device,
                                       progress=sys.stderr.isatty())
