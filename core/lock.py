@@ -6,7 +6,9 @@ process started, so a recycled pid does not keep a lock alive). A second writer 
 the owner. A lock whose owner is a dead process on this host is stale: it is
 taken over: removed under an flock on `folder/.lock.guard` after reading it
 again (so of several processes taking over at once, one removes it and the
-O_EXCL create decides who owns the new lock).
+O_EXCL create decides who owns the new lock); the guard file is removed
+after each take-over (a guard left by a killed take-over is removed by the
+next owner).
 A lock from another host is never taken over (its pid cannot be checked).
 
     with RunLock(run_dir):
@@ -25,6 +27,7 @@ from pathlib import Path
 from core.errors import UsageError
 
 LOCK_FILE = ".lock"
+GUARD_FILE = ".lock.guard"  # exists only while a take-over runs
 
 
 def _host() -> str:
@@ -118,13 +121,43 @@ class RunLock:
         another process has meanwhile taken (or re-taken) is never removed:
         locks are only created with O_EXCL and only their owner or a
         take-over removes them."""
-        guard = os.open(self.path.with_name(LOCK_FILE + ".guard"), os.O_RDWR | os.O_CREAT, 0o644)
+        guard = self._guard()
         try:
-            fcntl.flock(guard, fcntl.LOCK_EX)
             if read_owner(self.path) == owner:
                 self.path.unlink(missing_ok=True)
         finally:
-            os.close(guard)  # releases the flock
+            self._drop_guard(guard)
+
+    def _guard(self) -> int:
+        """An flock on `folder/.lock.guard`, on the file that is at that path
+        now: a guard removed by the holder before us is opened afresh, so
+        removing it after use never lets two processes in at once."""
+        path = self.path.with_name(GUARD_FILE)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)
+
+    def _drop_guard(self, fd: int) -> None:
+        """Remove the guard file (while holding it) and release it."""
+        try:
+            self.path.with_name(GUARD_FILE).unlink(missing_ok=True)
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _remove_leftover_guard(self) -> None:
+        """A guard file a killed take-over left behind (we hold the lock now)."""
+        if os.path.lexists(self.path.with_name(GUARD_FILE)):
+            try:
+                self._drop_guard(self._guard())
+            except OSError:
+                pass
 
     def _busy(self, owner: dict) -> UsageError:
         return UsageError(
@@ -183,6 +216,7 @@ class RunLock:
             raise UsageError(f"cannot take the lock {self.path}: it keeps changing")
         RunLock._held[key] = 1
         self._key = key
+        self._remove_leftover_guard()
         return self
 
     def release(self) -> None:
