@@ -3,7 +3,8 @@
 - `check_grid(values, name, low, high)`: a non-empty, strictly increasing
   tuple of finite floats in [low, high] (ValueError naming `name` otherwise).
 - `parse_grid(text, flag, low, high)`: 'START:STOP:STEP' (stop included),
-  a comma list, or one number, from a command line, checked the same way.
+  a comma list, or one number, from a command line, checked the same way;
+  each number may be a fraction ('0:8/255:2/255', as eps is often written).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def parse_grid(text: str, flag: str, low: float, high: float) -> tuple[float, ..
     """'0:180:15' -> (0, 15, ..., 180); '0,0.1,0.3' -> (0, 0.1, 0.3); values in [low, high]."""
     try:
         if ":" in text:
-            start, stop, step = (float(v) for v in text.split(":"))
+            start, stop, step = (validate.number(v) for v in text.split(":"))
             if not all(map(math.isfinite, (start, stop, step))):
                 raise UsageError(f"{flag}: START:STOP:STEP must be finite numbers, got {text!r}")
             if not step > 0 or stop < start:
@@ -42,7 +43,7 @@ def parse_grid(text: str, flag: str, low: float, high: float) -> tuple[float, ..
             values = tuple(round(start + k * step, 12) for k in range(count))
         else:
             validate.grid_size(text.count(",") + 1, flag)
-            values = tuple(float(v) for v in text.split(","))
+            values = tuple(validate.number(v) for v in text.split(","))
     except ValueError as err:
         if isinstance(err, UsageError):
             raise
