@@ -32,6 +32,7 @@ from empirics.safe_pickle import load_restricted
 
 SPLITS = ("train", "test")
 MNIST5K_SEED = 0  # fixed: the mnist5k split must never change
+SUBSET_SEED = 0  # fixed: the stratified test subset a profile of n images measures
 MNIST5K_TEST_PER_CLASS = 100
 
 
@@ -81,8 +82,14 @@ class ImageData:
             raise ValueError(f"`n` must be an integer in [1, {len(self)}], got {n!r}")
         if n == len(self):
             return self
-        idx = stratified_indices(self.labels, n, seed)
+        idx = self.subset_indices(n, seed)
         return ImageData(self.images[idx], self.labels[idx], self.name)
+
+    def subset_indices(self, n: int, seed: int = 0) -> torch.Tensor:
+        """The sorted indices `subset(n, seed)` takes."""
+        if not isinstance(n, int) or not 1 <= n <= len(self):
+            raise ValueError(f"`n` must be an integer in [1, {len(self)}], got {n!r}")
+        return torch.arange(len(self)) if n == len(self) else stratified_indices(self.labels, n, seed)
 
 
 def stratified_indices(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -156,21 +163,43 @@ def _load_mnist5k(split: str) -> ImageData:
 _IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+
+
+def _download_failed(name: str, err: BaseException, where: Path, files: str) -> UsageError:
+    return UsageError(f"--download: downloading dataset {name!r} failed ({_first_line(err)}); "
+                      f"without internet, put {files} into {where} by hand")
+
+
 def _load_idx(name: str, root: Path, split: str, download: bool) -> ImageData:
+    """torchvision reads the idx files (or its legacy processed/*.pt, with
+    weights_only=True); every failure is one UsageError naming the folder."""
     from torchvision import datasets  # local: torchvision takes seconds to import; only idx data sets need it
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     prefix = "train" if split == "train" else "t10k"
     raw = root / _IDX_FOLDERS[name] / "raw"
+    files = (f"{prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte (the .gz files "
+             "unpacked)")
     try:
         ds = cls(str(root), train=split == "train", download=download)
-    except RuntimeError as err:
-        raise UsageError(
-            f"dataset {name!r} not found under {root} (expected {raw}/{prefix}-images-idx3-ubyte "
-            f"and {prefix}-labels-idx1-ubyte); pass --download with internet access "
-            f"or --data-dir pointing at the folder that holds {_IDX_FOLDERS[name]}/") from err
-    except (AssertionError, TypeError, ValueError, IndexError) as err:
-        raise UsageError(f"cannot read dataset {name!r} idx files under {raw}: corrupt file") from err
+    except Exception as err:  # torchvision raises many types on missing, damaged or refused files
+        text = str(err)
+        if "Dataset not found" in text:
+            raise UsageError(
+                f"dataset {name!r} not found under {root} (expected {raw}/{prefix}-images-idx3-ubyte "
+                f"and {prefix}-labels-idx1-ubyte); pass --download with internet access "
+                f"or --data-dir pointing at the folder that holds {_IDX_FOLDERS[name]}/") from None
+        if download and ("Error downloading" in text or isinstance(err, OSError)):
+            raise _download_failed(name, err, raw, files) from None
+        if isinstance(err, pickle.UnpicklingError):
+            raise UsageError(f"cannot read dataset {name!r}: {root / _IDX_FOLDERS[name]}/processed/"
+                             "*.pt holds objects other than tensors and is refused (torch.load "
+                             "weights_only=True); remove it to read the raw idx files") from None
+        raise UsageError(f"cannot read dataset {name!r} under {root / _IDX_FOLDERS[name]}: "
+                         f"{type(err).__name__}: {_first_line(err)}") from None
     images = _to_images(ds.data.unsqueeze(1))  # (N, 1, 28, 28)
     return ImageData(images, ds.targets.to(torch.int64), name)
 
@@ -185,7 +214,11 @@ def _load_cifar10(root: Path, split: str, download: bool) -> ImageData:
     if download and not all(p.is_file() for p in paths):
         from torchvision import datasets  # local: torchvision takes seconds to import; only a download needs it
 
-        datasets.CIFAR10(str(root), train=split == "train", download=True)
+        try:
+            datasets.CIFAR10(str(root), train=split == "train", download=True)
+        except Exception as err:  # URLError, OSError, RuntimeError (checksums) ...
+            raise _download_failed("cifar10", err, folder, "data_batch_1 .. data_batch_5 and "
+                                   "test_batch (cifar-10-python.tar.gz unpacked)") from None
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise UsageError(
