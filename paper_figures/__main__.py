@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from core import validate
 from core.errors import ArgumentParser, UsageError, exit_on_usage_error
-from paper_figures.commands import check_names, plot_figure, run_and_plot
+from paper_figures.commands import check_names, default_out_dir, plot_figure, run_and_plot
 from pipeline import make
 from pipeline.experiments import (CHECK_RUN_SETS, FIGURE_NAMES, MNIST_SHAPED, SCALES, declared,
                                   figure)
@@ -21,6 +22,7 @@ from pipeline.runstore import DEFAULT_ROOT, RunStore
 from pipeline.sweep import RunOptions, default_jobs
 
 PROG = "python -m paper_figures"
+FIGURE_FILES = ("png", "pdf", "csv", "json")  # what `plot` writes per figure
 
 
 def _default_jobs() -> int:
@@ -101,6 +103,10 @@ def _options(args):
 
 def _cmd_run(args) -> None:
     figs = [figure(n, args.scale, args.dataset) for n in check_names(args.figures)]
+    for fig in figs:  # as `all`: the data first, before the store is touched
+        why = make.available(fig, args.data_dir, args.download)
+        if why is not None:
+            raise UsageError(f"{fig.name}: {why}")
     done = make.ensure(figs, RunStore(args.store), args.jobs, args.ray, args.gpus_per_run,
                        _options(args))
     total = sum(len(f.runs) for f in figs)
@@ -155,8 +161,12 @@ def check_args(args) -> None:
     """Paths, device, sizes and the Ray address of the command line, before any work."""
     trains = args.command in ("run", "all")
     (validate.output_dir if trains else validate.folder_path)(args.store, "--store")
-    if getattr(args, "out", None) is not None:
-        validate.output_dir(args.out, "--out")
+    if args.command in ("plot", "all"):
+        out = args.out if args.out is not None else default_out_dir(args.scale, args.dataset)
+        validate.output_dir(out, "--out")
+        names = check_names(args.figures) if args.command == "plot" else FIGURE_NAMES
+        validate.output_files([Path(out) / f"{name}.{ext}" for name in names
+                               for ext in FIGURE_FILES], "--out")
     if getattr(args, "to", None) is not None:
         validate.output_dir(args.to, "--to")
     if trains:

@@ -100,13 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--p", type=float, required=True, help="Pr[X0 = Y], in [1/2, 1)")
     ap.add_argument("--d", type=int, default=100, help="number of Gaussian pairs (default 100)")
     ap.add_argument("--n", type=int, default=200_000, help="Monte-Carlo samples (default 200000)")
-    ap.add_argument("--seed", type=int, default=0, help="seed for sampling and training")
+    ap.add_argument("--seed", type=int, default=0, help="seed for sampling and training, in "
+                    "[0, 2^63) (default 0)")
     ap.add_argument("--mu", type=float, default=3.0, help="feature strength (paper: 3)")
     ap.add_argument("--eta", type=float, default=1.0, help="attack scale; A moves each "
                     "coordinate by eta*2*mu/sqrt(d) (paper: 1)")
     ap.add_argument("--q", type=float, default=0.5, help="swap probability of r (paper: 1/2)")
     ap.add_argument("--train-steps", type=int, default=200,
-                    help="Adam steps for each trained model (default 200)")
+                    help="Adam steps for each trained model, at most "
+                    f"{validate.MAX_TRAIN_STEPS:,} (default 200)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--plot", metavar="FILE", help="write the figure (PNG, or PDF/SVG by suffix)")
     return ap
@@ -126,7 +128,7 @@ def check_sizes(d: int, n: int, train_steps: int) -> None:
     """Sizes within the stated maxima and a run that fits in memory, or a UsageError."""
     validate.count(d, "--d", 1, validate.MAX_DIMENSION)
     validate.count(n, "--n", 1, validate.MAX_SAMPLES)
-    validate.count(train_steps, "--train-steps", 1, validate.MAX_STEPS)
+    validate.count(train_steps, "--train-steps", 1, validate.MAX_TRAIN_STEPS)
     validate.memory(memory_estimate(d, n), "--d", f"a check with d = {d:,}")
 
 
@@ -137,6 +139,7 @@ def main(argv=None) -> int:
             if not math.isfinite(getattr(args, name)):
                 raise ValueError(f"argument --{name}: must be a finite number")
         check_sizes(args.d, args.n, args.train_steps)
+        validate.seed(args.seed, "--seed")
         config = CheckConfig(args.p, args.d, args.n, args.seed, args.mu, args.eta, args.q,
                              args.train_steps)
         if args.plot is not None:
