@@ -6,7 +6,9 @@ Layout (``root`` is ``run_store/`` by default and is never committed)::
     root/<spec.key>/config.json     } written by empirics.train.train: the
     root/<spec.key>/checkpoint.pt   } training run folder, checkpointed
     root/<spec.key>/metrics.json    } atomically after every epoch
-    root/<spec.key>/profiles.json   written last, atomically: the run is done
+    root/<spec.key>/profiles.json   written atomically: the run is done
+    root/<spec.key>/measure-*.json  the declared measurements beyond the
+                                    profiles (pipeline.measurements)
 
 A run is *done* exactly when ``profiles.json`` exists, parses and names the
 run's key. Every file is written with ``core.io.atomic_write_*``, so an
@@ -14,8 +16,8 @@ interrupted run never leaves a half-written file that looks whole; a run
 without ``profiles.json`` is resumed (``train(..., resume=True)`` continues
 from the last finished epoch) and its profiles are measured again.
 
-For Ray execution the root must be on a file system that every node sees
-(NFS, a mounted bucket, ...): tasks write their folders there directly.
+Ray tasks need not see the root: they return their records and the sweep
+writes them here (``pipeline.ray_executor``).
 
 API for readers (the verify layer, the figure commands)::
 
@@ -27,16 +29,22 @@ API for readers (the verify layer, the figure commands)::
                                       # empirics.train.load_model(run_dir)
 
 ``RunRecord(spec, metrics, invariance, robustness, seconds, run_dir,
-cpu_seconds)``:
+cpu_seconds, measurements)``:
 ``metrics`` is the training ``metrics.json`` as a dict, ``invariance`` an
 ``InvarianceProfile``, ``robustness`` a dict from test rotation B (float,
-degrees; the paper's A/B legend convention) to a ``RobustnessProfile``.
+degrees; the paper's A/B legend convention) to a ``RobustnessProfile``,
+``measurements`` a dict from a measurement's name to its stored record.
+
+Records that travel (``copy_records``, ``record_files``) are the small JSON
+files of a run folder, never its checkpoint, and carry no machine paths: a
+string field holding an absolute path (``data_dir`` of a training config)
+is written as null.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +59,39 @@ METRICS_FILE = "metrics.json"
 PROFILES_FILE = "profiles.json"
 CONFIG_FILE = "config.json"
 RECORD_FILES = (SPEC_FILE, CONFIG_FILE, METRICS_FILE, PROFILES_FILE)  # what results travel as
+MEASUREMENT_GLOB = "measure-*.json"  # plus these (pipeline.measurements)
+
+
+def record_files(folder: str | os.PathLike) -> list[Path]:
+    """The small record files a run folder holds (RECORD_FILES, then every
+    measurement, by name): what travels with results, never checkpoints."""
+    folder = Path(folder)
+    fixed = [folder / name for name in RECORD_FILES if (folder / name).is_file()]
+    return fixed + sorted(p for p in folder.glob(MEASUREMENT_GLOB) if p.is_file())
+
+
+def portable_path(path: str | os.PathLike) -> str | None:
+    """`path` as a record that travels may name it: relative to the working
+    folder (the repository) when inside it, else None (a machine's folder)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def without_machine_paths(value):
+    """`value` (parsed JSON) with every string that is an absolute path
+    replaced by None: records that travel name no folder of the machine."""
+    if isinstance(value, dict):
+        return {k: without_machine_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_machine_paths(v) for v in value]
+    if isinstance(value, str) and (value.startswith("/") or value[1:3] in (":\\", ":/")):
+        return None
+    return value
 
 
 class MissingRunError(UsageError):
@@ -68,6 +109,7 @@ class RunRecord:
     seconds: float  # wall time of the call that trained and profiled it
     run_dir: Path
     cpu_seconds: float | None = None  # its process CPU time (all threads)
+    measurements: dict = field(default_factory=dict)  # name -> stored measurement record
 
 
 class RunStore:
@@ -106,10 +148,12 @@ class RunStore:
         return out
 
     def save_profiles(self, spec: RunSpec, invariance, robustness: dict,
-                      seconds: float, cpu_seconds: float | None = None) -> Path:
+                      seconds: float, cpu_seconds: float | None = None,
+                      execution: dict | None = None) -> Path:
         """Store the measured profiles atomically; this marks the run done.
         `robustness` maps test rotation B -> profile; profiles need `to_dict()`.
-        `seconds` / `cpu_seconds`: wall and process CPU time of the run."""
+        `seconds` / `cpu_seconds`: wall and process CPU time of the run;
+        `execution`: how it ran (executor, threads, GPUs), kept in its provenance."""
         if set(map(float, robustness)) != set(spec.test_rotations):
             raise ValueError("`robustness` must have one profile per spec.test_rotations")
         payload = {
@@ -120,7 +164,7 @@ class RunStore:
             "invariance": invariance.to_dict(),
             "robustness": [{"test_rotation": float(b), "profile": p.to_dict()}
                            for b, p in sorted(robustness.items())],
-            "provenance": provenance(),
+            "provenance": {**provenance(), **({"execution": execution} if execution else {})},
         }
         path = self.prepare(spec) / PROFILES_FILE
         atomic_write_json(path, payload)
@@ -140,22 +184,43 @@ class RunStore:
         cpu = payload.get("cpu_seconds")
         return RunRecord(spec, metrics, InvarianceProfile.from_dict(payload["invariance"]),
                          robustness, float(payload.get("seconds", 0.0)), folder,
-                         None if cpu is None else float(cpu))
+                         None if cpu is None else float(cpu), self._measurements(spec))
+
+    def _measurements(self, spec: RunSpec) -> dict:
+        """{name: record} of every measurement stored for `spec` (a file that
+        does not parse or names another run is skipped, as for profiles)."""
+        out = {}
+        for path in sorted(self.run_dir(spec).glob(MEASUREMENT_GLOB)):
+            try:
+                payload = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(payload, dict) and payload.get("key") == spec.key:
+                out[payload["measurement"]["name"]] = payload
+        return out
 
     def copy_records(self, specs, dest: str | os.PathLike) -> list[Path]:
         """Copy the small records of every finished run of `specs` (spec,
-        config, metrics, profiles; never checkpoints) into the store `dest`,
-        atomically file by file. Returns the files written."""
+        config, metrics, profiles, measurements: `record_files`; never
+        checkpoints) into the store `dest`, atomically file by file, without
+        machine paths (`without_machine_paths`). Returns the files written."""
         dest, written = RunStore(dest), []
         for spec in specs:
             if not self.is_done(spec):
                 raise MissingRunError(f"run {spec.key} ({spec.describe()}) is not in {self.root}")
-            for name in RECORD_FILES:
-                src = self.run_dir(spec) / name
-                if src.is_file():
-                    target = dest.run_dir(spec) / name
-                    atomic_write_bytes(target, src.read_bytes())
-                    written.append(target)
+            for src in record_files(self.run_dir(spec)):
+                target = dest.run_dir(spec) / src.name
+                raw = src.read_bytes()
+                try:
+                    payload = json.loads(raw)
+                except ValueError:  # not JSON: copied as it is
+                    payload = None
+                clean = without_machine_paths(payload)
+                if clean == payload:  # byte for byte: digests of the records stay the same
+                    atomic_write_bytes(target, raw)
+                else:
+                    atomic_write_json(target, clean)
+                written.append(target)
         return written
 
     def _read_profiles(self, spec: RunSpec) -> dict[str, Any] | None:

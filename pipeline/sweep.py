@@ -1,6 +1,6 @@
 """Execute a sweep of declared runs into a run store: locally or on Ray.
 
-- ``execute_run(spec, store_root, ...)`` is one unit of work: train the
+- ``execute_run(spec, store_root, options)`` is one unit of work: train the
   run's config into its store folder (resuming from its last checkpoint),
   then measure its invariance and robustness profiles on the test subset
   and store them (the write that marks the run done). Already-done runs
@@ -12,27 +12,34 @@
   watchdog thread that exits when the parent is gone). Every run, however
   scheduled, uses ``empirics.train.TRAIN_THREADS`` torch intra-op threads,
   so its result does not depend on ``jobs``. With ``ray_address``
-  (``"auto"``, ``"ray://host:10001"``, or ``"local"`` to start a Ray
-  instance on this machine): one Ray task per run asking for
-  ``num_gpus=gpus_per_run``; tasks write to ``store.root``, which must be on
-  a file system shared by every node, and the cluster's Python must have
-  this package installed.
+  (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``, or ``"local"`` to
+  start a Ray instance on this machine): one Ray task per run
+  (``pipeline.ray_executor``); the tasks return the runs' records and this
+  process writes them into ``store``, so no node needs to see it.
 
-Killing a sweep at any moment loses at most the epoch each run was in:
-training checkpoints every epoch and the next sweep resumes from there.
+Stopping: Ctrl-C or SIGTERM stops a sweep within seconds. Finished runs
+stay stored; a run in progress loses at most the epoch it was in (training
+checkpoints every epoch and the next sweep resumes from there). The sweep
+prints one line and raises ``SweepInterrupted`` (a SystemExit, status 130):
+no traceback. The pool's workers ignore the terminal's SIGINT and are killed
+by the sweep; killing the sweep itself (SIGKILL) kills them too.
+
 One writer per store run: ``execute_run`` holds ``core.lock.RunLock`` on the
-run's folder for training and profiles; a second sweep gets a UsageError
-for that run, and a lock left by a killed sweep is taken over.
+run's folder for training and profiles. A run that another live sweep holds
+raises ``RunHeld``; the sweep skips it, goes on with the others and names it
+at the end. A lock left by a killed sweep is taken over.
 """
 from __future__ import annotations
 
 import ctypes
 import json
 import os
+import socket
 import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -49,6 +56,7 @@ from empirics.models.registry import relative_cost
 from empirics.profiles import measure
 from empirics.train import TRAIN_THREADS, intra_op_threads, load_model, train
 from empirics.train.folder import remove_leftovers
+from pipeline.measurements import add_measurements
 from pipeline.runstore import METRICS_FILE, PROFILES_FILE, SPEC_FILE, RunStore
 
 
@@ -60,6 +68,9 @@ class RunOptions:
     download: bool = False
     device: str | None = None  # None: core.device.pick_device()
     progress: bool = True
+    checkpoint_storage: str | None = None  # Ray only: where tasks keep checkpoints
+    executor: str = "local"  # "local" or "ray": recorded in each run's provenance
+    gpus_per_run: float = 0.0  # what a Ray task asks for: recorded in provenance
 
     def quiet(self) -> "RunOptions":
         """The same options for a worker: no progress bars."""
@@ -72,12 +83,42 @@ def test_data(spec, data_dir: str | None = None, download: bool = False) -> Imag
     return test_subset(spec.train.dataset, spec.n_test, spec.profile_seed, data_dir, download)
 
 
+class RunHeld(UsageError):
+    """Another live process (another sweep) is writing this run."""
+
+
+@contextmanager
+def holding(folder, what: str):
+    """Hold the RunLock of `folder`; RunHeld when another live process holds it."""
+    lock = RunLock(folder, what=what)
+    try:
+        lock.acquire()
+    except UsageError as err:
+        try:
+            lock.check()
+        except UsageError:
+            raise RunHeld(str(err)) from None
+        raise
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def execution(options: RunOptions, device) -> dict:
+    """How a run was executed, for its provenance (never part of its key)."""
+    return {"executor": options.executor, "host": socket.gethostname(), "device": str(device),
+            "threads": TRAIN_THREADS, "cpus_per_run": TRAIN_THREADS,
+            "gpus_per_run": float(options.gpus_per_run)}
+
+
 def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> str:
-    """Train (or resume) and profile one run into the store; return its key."""
+    """Train (or resume) and profile one run into the store; return its key.
+    RunHeld when another live sweep is writing the run."""
     store = RunStore(store_root)
     if store.is_done(spec):
         return spec.key
-    with RunLock(store.run_dir(spec), what=f"run {spec.key} in {store.root}"), \
+    with holding(store.run_dir(spec), f"run {spec.key} in {store.root}"), \
             intra_op_threads(TRAIN_THREADS):
         if store.is_done(spec):  # finished by another sweep meanwhile
             return spec.key
@@ -95,7 +136,8 @@ def execute_run(spec, store_root: str, options: RunOptions = RunOptions()) -> st
                                          seed=spec.profile_seed, device=device,
                                          progress=options.progress)
         store.save_profiles(spec, invariance, robustness, time.perf_counter() - start,
-                            time.process_time() - cpu_start)
+                            time.process_time() - cpu_start, execution=execution(options, device))
+        add_measurements(spec, store, model, options)  # the declared measurements beyond profiles
     return spec.key
 
 
@@ -117,23 +159,74 @@ def default_jobs(device=None) -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+class SweepInterrupted(SystemExit):
+    """Ctrl-C or SIGTERM stopped a sweep (exit status 130; the sweep has
+    already said what is stored and what resumes)."""
+
+
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+
+
 def run_sweep(specs, store: RunStore, jobs: int = 1, ray_address: str | None = None,
               gpus_per_run: float = 0.0, options: RunOptions = RunOptions(),
               run_fn: RunFn = execute_run) -> list[str]:
-    """Execute every spec of `specs` missing from `store`; return the keys run."""
+    """Execute every spec of `specs` missing from `store`; return the keys run.
+    Runs another live sweep holds are skipped and named on stderr at the end."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"`jobs` must be a positive integer, got {jobs!r}")
     if not gpus_per_run >= 0:
         raise ValueError(f"`gpus_per_run` must be >= 0, got {gpus_per_run!r}")
+    if options.checkpoint_storage is not None and ray_address is None:
+        raise UsageError("`--checkpoint-storage` applies to Ray sweeps only (local runs "
+                         "checkpoint into --store); add --ray ADDRESS")
     todo = store.missing(specs)
     if not todo:
         return []
     root = str(store.root)
-    if ray_address is not None:
-        return _run_ray(todo, root, ray_address, gpus_per_run, options, run_fn)
-    if jobs == 1:
-        return _run_inline(todo, root, options, run_fn)
-    return _run_pool(todo, root, jobs, options, run_fn)
+    done, held = [], []
+    try:
+        with stop_on_sigterm():
+            if ray_address is not None:
+                _run_ray(todo, store, ray_address, gpus_per_run, options, run_fn, done, held)
+            elif jobs == 1:
+                _run_inline(todo, root, options, run_fn, done, held)
+            else:
+                _run_pool(todo, root, jobs, options, run_fn, done, held)
+    except KeyboardInterrupt:
+        left = len(todo) - len(done) - len(held)
+        print(f"interrupted: {len(done)} run(s) finished and stored in {root}; {left} not "
+              "finished, the next sweep resumes them from their last finished epoch",
+              file=sys.stderr, flush=True)
+        raise SweepInterrupted(INTERRUPTED_STATUS) from None
+    finally:
+        _report_held(held)
+    return done
+
+
+def _report_held(held: list[str]) -> None:
+    if held:
+        print(f"skipped {len(held)} run(s) that another sweep is writing; run this sweep again "
+              "once it has finished:", file=sys.stderr)
+        for line in held:
+            print(f"  {line.split('; wait for it')[0]}", file=sys.stderr, flush=True)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stop_on_sigterm():
+    """While a sweep runs in the main thread, SIGTERM stops it as Ctrl-C does
+    (raises KeyboardInterrupt); the previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def estimated_cost(spec) -> float:
@@ -151,9 +244,9 @@ def by_cost(specs) -> list:
     return sorted(specs, key=estimated_cost, reverse=True)
 
 
-def _report(bar, spec, root: str) -> None:
-    """Name the run just finished (and its wall time) on the sweep bar, or as a
-    plain line when there is no bar (a log file, not a terminal)."""
+def _report(bar, spec, root: str, node: str | None = None) -> None:
+    """Name the run just finished (its wall time, and its node on Ray) on the
+    sweep bar, or as a plain line when there is no bar (a log file, not a terminal)."""
     bar.update(1)
     line = f"done {spec.key} {spec.describe()}"
     try:
@@ -161,6 +254,8 @@ def _report(bar, spec, root: str) -> None:
         line += f" in {seconds:.0f} s"
     except (OSError, ValueError, KeyError):  # a fake run function may store no time
         pass
+    if node:
+        line += f" on {node}"
     if bar.disable:
         print(line, file=sys.stderr, flush=True)
     else:
@@ -183,13 +278,15 @@ def _in_flight(root: str, specs) -> str:
     return "; ".join(parts)
 
 
-def _run_inline(todo, root, options, run_fn) -> list[str]:
-    done = []
+def _run_inline(todo, root, options, run_fn, done, held) -> None:
     with tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
         for spec in todo:
-            done.append(run_fn(spec, root, options))
+            try:
+                done.append(run_fn(spec, root, options))
+            except RunHeld as err:
+                held.append(str(err))
+                continue
             _report(bar, spec, root)
-    return done
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -219,50 +316,71 @@ def die_with_parent(parent: int) -> None:
                      daemon=True).start()
 
 
-def _run_pool(todo, root, jobs, options, run_fn) -> list[str]:
+def _worker_start(parent: int) -> None:
+    """A pool worker: dies with the sweep; leaves Ctrl-C to it (a terminal
+    sends SIGINT to the whole process group, and the sweep stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers now and reap them: an interrupted run resumes
+    from its last checkpoint (every write is atomic; its lock is taken over)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.kill()
+    for process in workers:
+        process.join(timeout=5)
+
+
+def _run_pool(todo, root, jobs, options, run_fn, done, held) -> None:
     # Workers stay quiet (their bars would interleave); the sweep bar reports.
     quiet = options.quiet()
-    done = []
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn"),
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool, \
-            tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
-        specs = {pool.submit(run_fn, spec, root, quiet): spec for spec in todo}
-        pending = set(specs)
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    done.append(future.result())
-                    _report(bar, specs[future], root)
-                if not bar.disable:
-                    bar.set_postfix_str(_in_flight(root, [specs[f] for f in pending if f.running()]))
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-    return done
-
-
-def _run_ray(todo, root, address, gpus_per_run, options, run_fn) -> list[str]:
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn"),
+                               initializer=_worker_start, initargs=(os.getpid(),))
     try:
-        import ray
+        with tqdm(total=len(todo), desc="runs", unit="run", disable=not options.progress) as bar:
+            specs = {pool.submit(run_fn, spec, root, quiet): spec for spec in todo}
+            pending = set(specs)
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        try:
+                            done.append(future.result())
+                        except RunHeld as err:
+                            held.append(str(err))
+                            continue
+                        _report(bar, specs[future], root)
+                    if not bar.disable:
+                        bar.set_postfix_str(_in_flight(root, [specs[f] for f in pending
+                                                              if f.running()]))
+            except Exception:  # a run failed: the others finish the run they are in
+                for future in pending:
+                    future.cancel()
+                raise
+    except KeyboardInterrupt:
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_ray(todo, store, address, gpus_per_run, options, run_fn, done, held) -> None:
+    try:  # local: ray is an optional extra, and importing it takes seconds
+        from pipeline import ray_executor
     except ImportError as err:
-        raise ValueError("`--ray` needs the optional extra: pip install 'invrob[ray]'") from err
-    if not ray.is_initialized():
-        validate.ray_address(address, "--ray")  # fails within seconds when unreachable
+        raise UsageError("`--ray` needs the optional extra: pip install 'invrob[ray]'") from err
+    for spec in list(todo):  # runs a local sweep is writing now: not sent to the cluster
         try:
-            ray.init(address=None if address == "local" else address)
-        except (ConnectionError, RuntimeError, TimeoutError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UsageError(f"`--ray` {address!r}: cannot connect ({first})") from None
-    quiet = options.quiet()
-    task = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(run_fn)
-    pending = [task.remote(spec, root, quiet) for spec in todo]
-    done = []
-    with tqdm(total=len(todo), desc="runs (ray)", unit="run",
-              disable=not options.progress) as bar:
-        while pending:
-            finished, pending = ray.wait(pending, num_returns=1)
-            done.extend(ray.get(finished))
-            bar.update(len(finished))
-    return done
+            RunLock(store.run_dir(spec), what=f"run {spec.key} in {store.root}").check()
+        except UsageError as err:
+            held.append(str(err))
+            todo.remove(spec)
+    def finished(bar, spec, node):
+        done.append(spec.key)
+        _report(bar, spec, str(store.root), node)
+
+    if todo:
+        ray_executor.run_on_ray(todo, store, address, gpus_per_run, options, run_fn,
+                                finished, held)
