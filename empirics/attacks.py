@@ -4,14 +4,15 @@
 `pgd_profile` attacks a whole eps grid as one batched computation over
 (sample, eps) pairs, dropping a pair as soon as it is fooled.
 
-Conventions (see docs/ARCHITECTURE.md and shared/reference/authors-code.md):
+Conventions (docs/ARCHITECTURE.md):
 inputs and eps live in [0, 1] pixel space (normalisation is inside the
 model), iterates are clamped to [0, 1], the default step size is
 2.5 * eps / steps, the model runs in eval mode with parameter gradients off
 during an attack and is restored afterwards. Losses are summed over the
 batch, so each sample's gradient does not depend on the rest of the batch.
 
-Devices: every attack computes on the model's device (`model_device`) and
+Devices: every attack computes on the model's device (`model_device`,
+`empirics.inference`, which also owns `attack_mode` and `predict`) and
 accepts inputs on any device; `pgd` and `fgsm` return on the input's device.
 Inputs are validated once per call; the steps themselves read nothing back
 to the host (on CUDA no step waits for the GPU), except where noted in
@@ -19,7 +20,6 @@ to the host (on CUDA no step waits for the GPU), except where noted in
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from core.grids import check_grid
+from empirics.inference import attack_mode, model_device, predict, to_device
 
 LABELS = ("true", "pred")
 
@@ -72,42 +73,6 @@ LOSSES = {"ce": _cross_entropy, "margin": _margin}
 
 
 # ---------------------------------------------------------------- helpers
-@contextmanager
-def attack_mode(model: nn.Module):
-    """Eval mode and no parameter gradients inside; every module's training
-    flag and every parameter's requires_grad restored on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
-def model_device(model: nn.Module, default: torch.device | None = None) -> torch.device:
-    """The device of the model's first parameter (or buffer); `default`
-    (else CPU) for a model without either."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return default if default is not None else torch.device("cpu")
-
-
-def to_device(t: Tensor, device: torch.device) -> Tensor:
-    """`t` on `device`; a copy from the CPU does not wait for the GPU to
-    finish queued work (no host synchronisation)."""
-    if t.device == device:
-        return t
-    return t.to(device, non_blocking=t.device.type == "cpu")
-
-
 def _per_sample(value, n: int, like: Tensor, name: str, validate: bool = True) -> Tensor:
     """A float or (n,) tensor as a float64 (n,) tensor on like's device,
     checked to lie in [0, 1] (a float on the host; a tensor with one
@@ -163,15 +128,6 @@ def _step_sizes(step_size, eps: Tensor, steps: int) -> Tensor:
     if bool((t < 0).any()):
         raise ValueError("`step_size` must be >= 0.")
     return t
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: Tensor, batch_size: int = 1000) -> Tensor:
-    """Argmax predictions in batches on the model's device (the caller sets
-    the model's mode); returned on the model's device."""
-    device = model_device(model, x.device)
-    return torch.cat([model(to_device(x[i:i + batch_size], device)).argmax(1)
-                      for i in range(0, len(x), batch_size)])  # (N,)
 
 
 def _targets(model: nn.Module, x: Tensor, y: Tensor | None, labels: str) -> Tensor:

@@ -29,11 +29,12 @@ from torch import Tensor, nn
 from core.estimate import Estimate
 from core.io import provenance as _provenance
 from core.grids import check_grid
-from empirics.attacks import attack_mode, model_device, predict
+from core.outcomes import bits, correct_by_eps, unbits
+from empirics.inference import attack_mode, model_device, predict
 from empirics.autoattack import COMPONENTS, autoattack_profile, library_version
 from empirics.external import check_classifier, with_input_normalization
-from empirics.profiles import (InvarianceProfile, bits, invariance_profile, robustness_profile,
-                               unbits)
+from empirics.profiles import InvarianceProfile, invariance_profile, robustness_profile
+from empirics.rot90 import RotationAttackOutcome, interior, rot90_attack_outcome
 from empirics.spatial import SpatialProfile, spatial_profile
 
 SCHEMA = "invrob.evaluation/1"
@@ -43,8 +44,8 @@ DEFAULT_THETAS = tuple(float(t) for t in range(0, 181, 15))
 
 
 def _rows(broken_at: tuple[int, ...], n_eps: int) -> tuple[tuple[bool, ...], ...]:
-    """(n_eps, n): still correct at eps index j iff broken_at > j."""
-    return tuple(tuple(b > j for b in broken_at) for j in range(n_eps))
+    """(n_eps, n): still correct at eps index j iff broken_at > j (`core.outcomes`)."""
+    return tuple(tuple(bool(c) for c in row) for row in correct_by_eps(broken_at, n_eps))
 
 
 @dataclass(frozen=True)
@@ -254,3 +255,15 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor,
     return Evaluation(grid, tuple(bool(c) for c in clean), pgd_broken, aa_broken, int(steps),
                       int(seed), int(num_classes), inv, spatial, dataset, info, command,
                       _provenance())
+
+
+def paired_rot90(model: nn.Module, images: Tensor, epsilons, steps: int = 40, k: int = 1,
+                 batch_size: int = 250) -> RotationAttackOutcome:
+    """The Sec. 1.1 corollary's measurement: the same PGD (no random start,
+    against clean predictions) on `images` and on their rot90^k, on a float64
+    copy of `model`, with per-point outcomes (`empirics.rot90`). `interior`
+    maps images to where no exactly tied pixels arise."""
+    return rot90_attack_outcome(model, images, epsilons, steps=steps, k=k, batch_size=batch_size)
+
+
+__all__ = ["ATTACKS", "Evaluation", "evaluate", "interior", "paired_rot90"]

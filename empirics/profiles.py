@@ -29,25 +29,13 @@ from core.auc import auc
 from core.device import pick_device
 from core.estimate import Estimate
 from core.grids import check_grid
-from empirics.attacks import attack_mode, model_device, pgd_profile, predict, to_device
+from core.outcomes import bits, unbits  # noqa: F401 - the stored encoding, re-exported
+from empirics.attacks import pgd_profile
+from empirics.inference import attack_mode, model_device, predict, to_device
 from empirics.rotation import random_angles, rotate
 
 
 # ---------------------------------------------------------------- helpers
-def bits(row) -> str:
-    """A row of per-point outcomes as a "0101" string (compact JSON)."""
-    return "".join("1" if b else "0" for b in row)
-
-
-def unbits(row) -> tuple[bool, ...]:
-    """A row stored as a "0101" string (compact JSON) or a list of bools/ints."""
-    if isinstance(row, str):
-        if set(row) - {"0", "1"}:
-            raise ValueError("outcome strings must hold only '0' and '1'.")
-        return tuple(c == "1" for c in row)
-    return tuple(bool(b) for b in row)
-
-
 def rates(rows) -> tuple[Estimate, ...]:
     """One Wilson estimate per row of per-point outcomes."""
     return tuple(Estimate.from_counts(sum(row), len(row)) for row in rows)

@@ -27,9 +27,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from core.estimate import Estimate
-from empirics.attacks import attack_mode, predict
-from empirics.attacks import model_device
-from empirics.profiles import bits, check_rows, rates, unbits
+from core.grids import check_grid
+from core.outcomes import bits, unbits
+from empirics.inference import attack_mode, model_device, predict
+from empirics.profiles import check_rows, rates
 from empirics.rotation import INTERPOLATIONS, random_angles, rotate
 
 METHODS = ("worst_of_k", "grid")
@@ -66,11 +67,7 @@ def _check(images: Tensor, labels: Tensor, thetas, batch_size: int, interpolatio
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}, got {interpolation!r}.")
-    grid = tuple(float(t) for t in thetas)
-    if not grid or any(not 0 <= t <= 180 for t in grid):
-        raise ValueError("`thetas` must be a non-empty grid of degrees in [0, 180].")
-    if any(b <= a for a, b in zip(grid, grid[1:])):
-        raise ValueError("`thetas` must be strictly increasing.")
+    grid = check_grid(thetas, "thetas", 0.0, 180.0)
     return grid
 
 

@@ -26,8 +26,8 @@ from core.errors import UsageError
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
 from paper_figures import draw, tables
 from pipeline import make
-from pipeline.experiments import FIGURE_NAMES, FigureSpec, declared, figure, scale_label
-from pipeline.runstore import RunStore
+from pipeline.experiments import FIGURE_NAMES, FigureSpec, figure, scale_label
+from pipeline.runstore import RunStore, portable_path
 from pipeline.sweep import RunOptions
 from theory.check import theorem1_figure
 
@@ -112,7 +112,7 @@ def plot_figure(name: str, scale: str = "quick", store: RunStore | str = "run_st
     atomic_write_text(csv_path, _draw_files(fig, store, png, pdf))
     atomic_write_json(json_path, {
         "command": command or " ".join(["python -m paper_figures", *sys.argv[1:]]),
-        "figure": name, "scale": scale, "dataset": fig.dataset, "store": str(store.root),
+        "figure": name, "scale": scale, "dataset": fig.dataset, "store": portable_path(store.root),
         "declaration": fig.to_dict(), "run_keys": list(fig.keys), "seeds": list(fig.seeds),
         "records_digest": make.records_digest(fig, store),
         "bands": SEEDS_NOTE if len(fig.seeds) > 1 else "Wilson 95 % interval of each rate",
@@ -138,18 +138,8 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
     Returns {name: "plotted" | "up to date" | "skipped: <reason>"}."""
     store = store if isinstance(store, RunStore) else RunStore(store)
     out = Path(out_dir) if out_dir is not None else default_out_dir(scale, dataset)
-    status, ready = {}, []
     names = check_names(names)
-    for name in names:
-        if not declared(name, scale):
-            status[name] = f"skipped: not declared at scale {scale}"
-            continue
-        fig = figure(name, scale, dataset)
-        why = make.available(fig, data_dir, download)
-        if why is None:
-            ready.append(fig)
-        else:
-            status[fig.name] = f"skipped: {why}"
+    ready, status = make.ready(names, scale, dataset, data_dir, download)
     make.ensure(ready, store, jobs, ray, gpus_per_run,
                 RunOptions(data_dir, download, device, progress))
     for fig in ready:

@@ -31,6 +31,7 @@ outcomes of a value's seeds are paired.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -547,3 +548,135 @@ def _theorem1(scale: str, dataset: str | None = None) -> FigureSpec:
 _DECLARE = {"fig1": _fig1, "fig2": _fig2, "fig3": _fig3, "fig4": _fig4, "fig5": _fig5,
             "fig6": _fig6, "curriculum": _curriculum, "theorem1": _theorem1,
             "corollary": _corollary}
+
+
+# --------------------------------------------------------------------------
+# Measurements beyond the profiles. Each is declared here, made once per run
+# by the run executor through `empirics.evaluate` (`pipeline.measurements`),
+# and stored beside profiles.json as `measure-<name>.json`, a record that
+# travels with the results; verify only reads them. They are not part of a
+# run's key: declaring one adds a file to runs already made (`pipeline.make`).
+
+MEASUREMENT_ATTACKS = ("pgd", "autoattack", "rot90")
+MNIST_STD = 0.3081  # the authors' MNIST normalisation (empirics.data): eps_pixel = eps * std
+QUOTED_DATASETS = ("mnist", "mnist5k")  # the data sets the quoted numbers of Sec. 2.1 are about
+QUOTED_STEPS = 40  # the paper's PGD-40
+# The quoted numbers: (training rotation A, eps as quoted); each read in pixel units and in
+# normalised units (eps * MNIST_STD).
+QUOTED = ((180.0, 0.1), (60.0, 0.3))
+ATTACK_GAP_THETAS = (0.0, 180.0)  # the most and the least robust StdCNN of fig1 (seed 0)
+# pixel eps in the middle of the StdCNNs' PGD curves (between 90 % of clean and 5 %)
+ATTACK_GAP_EPS = {"mnist5k": (0.1, 0.2), "mnist": (0.1, 0.2), "fashion-mnist": (0.02, 0.05)}
+ATTACK_GAP_POINTS = 100  # AutoAttack is the costliest measurement: ~1 min per model on CPU
+COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
+COROLLARY_POINTS, COROLLARY_STEPS = 100, 20
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement of a trained run beyond its profiles.
+
+    attack: "pgd" (PGD-`steps`, step 2.5 eps / steps, no random start),
+    "autoattack" (the standard AutoAttack) or "rot90" (the same PGD on x and
+    rot90(x), float64). Test points: `points` of the profile's stratified
+    test subset of `n_test` images (None: the run's own n_test), drawn with
+    the run's profile seed: a stratified subset (`pick` "stratified") or the
+    first ones ("first"); None: all. images: "raw", or "interior" (rot90:
+    mapped into [0.25, 0.75] plus noise, `empirics.evaluate.interior`)."""
+
+    name: str
+    attack: str
+    epsilons: tuple[float, ...]
+    steps: int = QUOTED_STEPS
+    points: int | None = None
+    pick: str = "stratified"
+    n_test: int | None = None
+    images: str = "raw"
+
+    def __post_init__(self):
+        if self.attack not in MEASUREMENT_ATTACKS:
+            raise ValueError(f"`attack` must be one of {MEASUREMENT_ATTACKS}, got {self.attack!r}")
+        if self.pick not in ("stratified", "first") or self.images not in ("raw", "interior"):
+            raise ValueError(f"measurement {self.name!r}: bad `pick` or `images`")
+
+    @property
+    def file(self) -> str:
+        return f"measure-{self.name}.json"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"epsilons": list(self.epsilons)}
+
+
+def quoted_name(theta: float) -> str:
+    return f"quoted-theta{theta:g}-pgd{QUOTED_STEPS}"
+
+
+def attack_gap_pgd_name(steps: int) -> str:
+    return f"attack-gap-pgd{steps}"
+
+
+ATTACK_GAP_AUTOATTACK = "attack-gap-autoattack"
+COROLLARY_RAW, COROLLARY_INTERIOR = "rot90-raw", "rot90-interior"
+
+
+def _fig1_measurements(fig: FigureSpec) -> dict[str, tuple[Measurement, ...]]:
+    """The quoted numbers (every seed at A = 180 and 60, MNIST only), the
+    AutoAttack gap and the rot90 attack (seed-0 StdCNNs at A = 0 and 180)."""
+    out: dict[str, list[Measurement]] = {}
+    first_seed = fig.seeds[0]
+    for run in fig.runs:
+        t, found = run.train, []
+        for theta, eps in QUOTED:
+            if fig.dataset in QUOTED_DATASETS and abs(t.train_rotation - theta) < 1e-9:
+                grid = tuple(sorted({0.0, eps, round(eps * MNIST_STD, 6)}))
+                found.append(Measurement(quoted_name(theta), "pgd", grid))
+        if t.seed == first_seed and any(abs(t.train_rotation - a) < 1e-9 for a in ATTACK_GAP_THETAS):
+            eps = ATTACK_GAP_EPS[fig.dataset]
+            found.append(Measurement(ATTACK_GAP_AUTOATTACK, "autoattack", eps,
+                                     points=ATTACK_GAP_POINTS))
+            for steps in dict.fromkeys((run.pgd_steps, QUOTED_STEPS)):
+                found.append(Measurement(attack_gap_pgd_name(steps), "pgd", eps, steps,
+                                         points=ATTACK_GAP_POINTS))
+            if declared("corollary", fig.scale):  # the StdCNN side of the corollary check
+                found.append(Measurement(COROLLARY_RAW, "rot90", COROLLARY_EPS, COROLLARY_STEPS,
+                                         COROLLARY_POINTS, "first"))
+        if found:
+            out[run.key] = found
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _corollary_measurements(fig: FigureSpec, fig1: FigureSpec) -> dict[str, tuple[Measurement, ...]]:
+    """The invariant P4CNN attacked on the very images the StdCNNs are: the
+    first COROLLARY_POINTS of fig1's profile subset, raw and interior."""
+    common = dict(epsilons=COROLLARY_EPS, steps=COROLLARY_STEPS, points=COROLLARY_POINTS,
+                  pick="first", n_test=fig1.runs[0].n_test)
+    return {fig.runs[0].key: (Measurement(COROLLARY_RAW, "rot90", **common),
+                              Measurement(COROLLARY_INTERIOR, "rot90", images="interior",
+                                          **common))}
+
+
+def measurements(fig: FigureSpec) -> dict[str, tuple[Measurement, ...]]:
+    """{run key: its measurements beyond the profiles} of a declaration."""
+    if fig.name == "fig1":
+        return _fig1_measurements(fig)
+    if fig.name == "corollary":
+        dataset = None if fig.dataset == DEFAULT_DATASET[fig.scale] else fig.dataset
+        return _corollary_measurements(fig, figure("fig1", fig.scale, dataset))
+    return {}
+
+
+@functools.lru_cache(maxsize=1)
+def _all_measurements() -> dict[str, tuple[Measurement, ...]]:
+    found: dict[str, tuple[Measurement, ...]] = {}
+    for scale in SCALES:
+        for dataset in MNIST_SHAPED:
+            for name in ("fig1", "corollary"):
+                if declared(name, scale):
+                    for key, ms in measurements(figure(name, scale, dataset)).items():
+                        found[key] = tuple(dict.fromkeys(found.get(key, ()) + ms))
+    return found
+
+
+def run_measurements(spec: RunSpec) -> tuple[Measurement, ...]:
+    """Every measurement any declaration asks of the run `spec` (by its key)."""
+    return _all_measurements().get(spec.key, ())

@@ -5,17 +5,17 @@ never train or measure by themselves:
 
 - `available(fig, data_dir, download)`: why a declaration cannot run here
   (its data set is missing), or None.
+- `ready(names, scale, dataset, data_dir, download)`: the declarations of
+  `names` that can run here, and why each other one cannot (what both
+  `python -m paper_figures` and `python -m verify` make before they read).
 - `ensure(figs, store, ...)`: train and profile every declared run the
-  store lacks, and run every declared Theorem 1 check it lacks.
+  store lacks, make every declared measurement a trained run lacks
+  (`pipeline.measurements`), and run every declared Theorem 1 check it lacks.
 - `records(fig, store)`: the finished runs of a declaration (raises
   `MissingRunError` naming the first missing run and the command that makes it).
 - `theorem_result(fig, store)`: the stored Theorem 1 check of a declaration.
-- `test_data(spec, data_dir)`: the test images a run's profiles were measured on
-  (defined next to the sweep that measures them).
 - `model_of(record)`: a stored run's model (`NeedsCheckpoint` when the store
   holds its records only).
-- `remeasure_pgd(record, epsilons, steps, data_dir)`: a fresh robustness
-  profile of a stored run on those same images (the quoted numbers).
 - `export_records(figs, store, dest)`: the small records (never checkpoints)
   copied into a results folder that plots and reports regenerate from.
 - `records_digest(fig, store)`: a hash of every stored result a figure is
@@ -30,12 +30,14 @@ from pathlib import Path
 
 from core.errors import UsageError
 from core.io import atomic_write_bytes
+from core.device import pick_device
+from core.lock import RunLock
 from empirics.data import load
-from empirics.profiles import RobustnessProfile, robustness_profile
-from empirics.train import CHECKPOINT, load_model
-from pipeline.experiments import FigureSpec
+from empirics.train import CHECKPOINT, TRAIN_THREADS, intra_op_threads, load_model
+from pipeline import measurements
+from pipeline.experiments import FigureSpec, declared, figure
 from pipeline.runstore import PROFILES_FILE, MissingRunError, RunRecord, RunStore
-from pipeline.sweep import RunOptions, by_cost, run_sweep, test_data
+from pipeline.sweep import RunOptions, by_cost, run_sweep
 from theory.check import run_check
 from theory.result import TheoremCheck
 
@@ -49,6 +51,25 @@ def available(fig: FigureSpec, data_dir: str | None = None, download: bool = Fal
     except UsageError as err:
         return str(err).splitlines()[0]
     return None
+
+
+def ready(names, scale: str, dataset: str | None = None, data_dir: str | None = None,
+          download: bool = False) -> tuple[list[FigureSpec], dict[str, str]]:
+    """(the declarations of `names` at `scale` that can run here, {name:
+    "skipped: why"} for the others: not declared at this scale, or their
+    data set is missing)."""
+    figs, skipped = [], {}
+    for name in names:
+        if not declared(name, scale):
+            skipped[name] = f"skipped: not declared at scale {scale}"
+            continue
+        fig = figure(name, scale, dataset)
+        why = available(fig, data_dir, download)
+        if why is None:
+            figs.append(fig)
+        else:
+            skipped[name] = f"skipped: {why}"
+    return figs, skipped
 
 
 def theory_result_path(store: RunStore, fig: FigureSpec) -> Path:
@@ -73,8 +94,29 @@ def ensure(figs, store: RunStore, jobs: int = 1, ray: str | None = None,
         if fig.theory is not None:
             _ensure_theory(fig, store, options.progress)
     specs = by_cost([run for fig in figs for run in fig.runs])
-    return run_sweep(specs, store, jobs=jobs, ray_address=ray, gpus_per_run=gpus_per_run,
+    made = run_sweep(specs, store, jobs=jobs, ray_address=ray, gpus_per_run=gpus_per_run,
                      options=options)
+    add_missing_measurements(specs, store, options)
+    return made
+
+
+def add_missing_measurements(specs, store: RunStore, options: RunOptions = RunOptions()) -> list:
+    """Make every declared measurement that a finished run of `specs` lacks,
+    from its checkpoint, under the run's lock: runs trained before a
+    measurement was declared gain it without retraining. A run whose
+    checkpoint is absent (records only) is left as it is; its readers say
+    what is missing. Returns the files written."""
+    written = []
+    for spec in dict((s.key, s) for s in specs).values():
+        folder = store.run_dir(spec)
+        if (not store.is_done(spec) or not (folder / CHECKPOINT).is_file()
+                or not measurements.missing(spec, store)):
+            continue
+        with RunLock(folder, what=f"run {spec.key} in {store.root}"), \
+                intra_op_threads(TRAIN_THREADS):
+            model = load_model(folder, device=pick_device(options.device))[0]
+            written += measurements.add_measurements(spec, store, model, options)
+    return written
 
 
 def records(fig: FigureSpec, store: RunStore) -> list[RunRecord]:
@@ -111,17 +153,6 @@ def model_of(record: RunRecord, device=None):
         raise NeedsCheckpoint(f"run {record.spec.key} has records but no checkpoint in "
                               f"{record.run_dir.parent} (a records-only results folder)")
     return load_model(record.run_dir, device=device)[0]
-
-
-def remeasure_pgd(record: RunRecord, epsilons, steps: int = 40, data_dir: str | None = None,
-                  device=None, progress: bool = False) -> RobustnessProfile:
-    """A fresh robustness profile (B = 0) of a stored run at `epsilons`,
-    on the very test images its stored profiles used."""
-    model = model_of(record, device)
-    test = test_data(record.spec, data_dir)
-    return robustness_profile(model, test.images, test.labels, sorted(set(epsilons)),
-                              steps=steps, seed=record.spec.profile_seed, device=device,
-                              progress=progress)
 
 
 def records_digest(fig: FigureSpec, store: RunStore) -> str:

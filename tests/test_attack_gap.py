@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats as sstats
 
-from empirics import train as tr
 from verify.attack_gap import attack_gap_check, attack_gap_results
-
-pytest.importorskip("torchattacks")
+from verify.gather import MissingMeasurement
 
 
 def outcomes(n, pgd_rate, missed, seed=0):
@@ -70,19 +68,32 @@ def test_bad_shapes_raise():
         attack_gap_check("g", "toy", (0.1,), pgd, aa, pgd_steps=10, tolerance=2)
 
 
-@pytest.mark.slow
-def test_results_from_a_run_record(tmp_path):
-    run = tmp_path / "run"
-    tr.main(["--out", str(run), "--epochs", "1", "--train-subset", "1000", "--batch-size", "50",
-             "--test-subset", "50", "--quiet"])
-    spec = SimpleNamespace(train=SimpleNamespace(dataset="mnist5k", model="stdcnn"), n_test=500,
-                           profile_seed=0, pgd_steps=10, key="tiny")
-    results = attack_gap_results([SimpleNamespace(run_dir=run, spec=spec)], epsilons=(0.5,),
-                                 n_points=20, device="cpu")
+def _stored(attack, broken_at, eps=(0.5,)):
+    """A stored evaluation record as `pipeline.measurements` writes it."""
+    return {"result": {"eps": list(eps), "attacks": {attack: {"steps": 10}},
+                       "per_point": {f"{attack}_broken_at": list(broken_at)}}}
+
+
+def test_results_from_stored_measurements():
+    # 5 points, one eps: PGD-10 leaves points 2, 3, 4 correct, PGD-40 points 3, 4;
+    # AutoAttack leaves only point 4 correct. Gaps: 2/5 (PGD-10), 1/5 (PGD-40).
+    spec = SimpleNamespace(train=SimpleNamespace(model="stdcnn"), pgd_steps=10, key="tiny")
+    record = SimpleNamespace(spec=spec, measurements={
+        "attack-gap-autoattack": _stored("autoattack", [0, 0, 0, 0, 1]),
+        "attack-gap-pgd10": _stored("pgd", [0, 0, 1, 1, 1]),
+        "attack-gap-pgd40": _stored("pgd", [0, 0, 0, 1, 1])})
+    results = attack_gap_results([record])
     assert [r.name for r in results] == ["attack_gap_tiny_pgd10", "attack_gap_tiny_pgd40"]
+    assert [r.statistic for r in results] == [pytest.approx(0.4), pytest.approx(0.2)]
     for r in results:
         row = r.details["per_eps"][0]
-        assert r.details["n_points"] == 20 and row["eps"] == 0.5
-        assert row["worst_case_accuracy"] <= min(row["pgd_accuracy"], row["autoattack_accuracy"])
-        assert r.statistic == pytest.approx(row["pgd_accuracy"] - row["worst_case_accuracy"])
-        assert r.verdict in ("HOLDS", "FAILS", "INCONCLUSIVE") and r.data == ("tiny",)
+        assert r.details["n_points"] == 5 and row["eps"] == 0.5
+        assert row["worst_case_accuracy"] == pytest.approx(0.2) and r.data == ("tiny",)
+
+
+def test_a_missing_measurement_is_named():
+    spec = SimpleNamespace(train=SimpleNamespace(model="stdcnn"), pgd_steps=10, key="tiny")
+    record = SimpleNamespace(spec=spec, measurements={
+        "attack-gap-autoattack": _stored("autoattack", [0, 1])})
+    with pytest.raises(MissingMeasurement, match="tiny.*attack-gap-pgd10"):
+        attack_gap_results([record])

@@ -16,7 +16,7 @@ ALLOWED = {  # package -> the project packages it may import
     "empirics": {"core", "empirics"},
     "pipeline": {"core", "theory", "empirics", "pipeline"},
     "paper_figures": {"core", "theory", "empirics", "pipeline", "paper_figures"},
-    "verify": {"core", "theory", "empirics", "pipeline", "verify"},
+    "verify": {"core", "theory", "pipeline", "verify"},  # judges records; never measures
     "invrob": set(PACKAGES),
 }
 
@@ -43,6 +43,16 @@ def test_layers_point_one_way(package):
         if wrong:
             bad[str(path.relative_to(ROOT))] = sorted(wrong)
     assert not bad, f"imports against the layer rule: {bad}"
+
+
+def test_verify_imports_nothing_from_empirics():
+    # the issue's own test: `grep -rE '^(from|import) empirics' verify/` finds nothing
+    import re
+    pattern = re.compile(r"^(from|import) empirics", re.M)
+    hits = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "verify").rglob("*.py"))
+            if pattern.search(p.read_text())]
+    assert not hits, f"verify measures in {hits}; measurements belong to the pipeline"
+    assert pattern.search("import torch\nfrom empirics.attacks import pgd\n")  # the pattern bites
 
 
 def test_the_rule_reader_sees_imports_inside_functions(tmp_path):

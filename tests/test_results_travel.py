@@ -8,7 +8,7 @@ import pytest
 from empirics.profiles import InvarianceProfile, RobustnessProfile
 from paper_figures.__main__ import main as figures_main
 from pipeline import make
-from pipeline.experiments import figure
+from pipeline.experiments import figure, run_measurements
 from pipeline.runstore import RunStore
 from theory.check import CheckConfig, run_check
 from verify.__main__ import main as verify_main
@@ -31,6 +31,16 @@ def _profiles(spec, k: int, n: int = 60):
                                     spec.profile_seed)})
 
 
+def _measured(spec, m, n: int = 40) -> dict:
+    """A stored measurement record of declaration `m`, with synthetic
+    outcomes: AutoAttack breaks every point at the last eps, PGD none."""
+    k = len(m.epsilons)
+    broken = [k - 1] * n if m.attack == "autoattack" else [k] * n
+    result = {"eps": list(m.epsilons), "attacks": {m.attack: {"steps": m.steps}},
+              "per_point": {f"{m.attack}_broken_at": broken}}
+    return {"key": spec.key, "measurement": m.to_dict(), "result": result}
+
+
 @pytest.fixture
 def exported(tmp_path, monkeypatch):
     store = RunStore(tmp_path / "store")
@@ -39,6 +49,10 @@ def exported(tmp_path, monkeypatch):
         inv, rob = _profiles(spec, k)
         store.save_profiles(spec, inv, rob, seconds=1.0)
         (store.run_dir(spec) / "checkpoint.pt").write_bytes(b"not travelling")
+        (store.run_dir(spec) / "config.json").write_text(json.dumps(
+            {"model": "stdcnn", "data_dir": str(tmp_path / "machine" / "data")}))
+        for m in run_measurements(spec):
+            (store.run_dir(spec) / m.file).write_text(json.dumps(_measured(spec, m)))
     theorem = figure("theorem1", SCALE, DATASET)
     small = run_check(CheckConfig(p=0.7, d=8, n=4000, train_steps=20), progress=False)
     small.save(make.theory_result_path(store, theorem))
@@ -55,7 +69,13 @@ def test_export_copies_records_and_never_checkpoints(exported):
     assert len(list(results.glob("*/profiles.json"))) == len(fig1.runs)
     assert len(list(results.glob("theorem1-*.json"))) == 1
     assert RunStore(results).missing(fig1.runs) == []
-
+    measured = {p.name for p in results.glob("*/measure-*.json")}
+    assert {"measure-attack-gap-autoattack.json", "measure-attack-gap-pgd10.json",
+            "measure-attack-gap-pgd40.json"} <= measured  # the measurements travel too
+    for path in results.rglob("*.json"):  # no record names a folder of the machine
+        assert str(results.parent) not in path.read_text(), path
+    config = json.loads(next(results.glob("*/config.json")).read_text())
+    assert config == {"model": "stdcnn", "data_dir": None}
 
 def test_figures_and_report_regenerate_from_the_records_alone(exported, capsys):
     results, fig1 = exported
@@ -74,7 +94,11 @@ def test_figures_and_report_regenerate_from_the_records_alone(exported, capsys):
     assert verdicts["claim_i_stdcnn_robustness"] == "HOLDS"
     assert "ERROR" not in verdicts.values()
     notes = " ".join(checks["notes"])
-    assert "attack_gap: not run" in notes and "no checkpoint" in notes  # needs the models
+    assert "not run" not in notes  # every check reads records alone
+    gaps = [c for c in checks["checks"] if c["name"].startswith("attack_gap")]
+    assert len(gaps) == 4  # seed-0 StdCNNs at A = 0 and 180, PGD-10 and PGD-40 each
+    assert all(c["verdict"] == "FAILS" and c["statistic"] == 1.0 for c in gaps)  # AA breaks all
+    assert checks["provenance"]["run_store"] == "results"  # relative, no machine folder
     assert "quoted: not checked" in notes  # the paper quotes MNIST's numbers
     assert "claim_i_p4cnn: not checked" in notes  # full-cpu declares no fig3
     rob = next(c for c in checks["checks"] if c["name"] == "claim_i_stdcnn_robustness")

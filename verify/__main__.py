@@ -17,11 +17,14 @@ from core import validate
 from core.errors import ArgumentParser, exit_on_usage_error
 from pipeline.experiments import MNIST_SHAPED, SCALES
 from core.io import atomic_write_json, atomic_write_text, provenance
+from pipeline.runstore import portable_path
 from verify import report
 from verify.result import ERROR
 from verify.run import MNIST_FIGURES, READINGS, VerifyConfig, run_verify, say
 
 PROG = "python -m verify"
+MIN_RESAMPLES = 100  # fewer cannot place a 95 % percentile interval (VerifyConfig)
+REPORT_FILES = ("report.md", "checks.json")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,8 +53,9 @@ def parser() -> argparse.ArgumentParser:
                    "full data sets (mnist5k needs none)")
     p.add_argument("--no-sweep", action="store_true", help="do not train: check what the run "
                    "store already holds (missing runs give ERROR rows)")
-    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples, "
+                   f"{MIN_RESAMPLES} to {validate.MAX_STEPS:,} (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed, in [0, 2^63) (default 0)")
     return p
 
 
@@ -63,25 +67,22 @@ def check_args(args) -> None:
     if args.data_dir is not None:
         validate.folder_path(args.data_dir, "--data-dir")
     validate.count(args.jobs, "--jobs", 1, validate.MAX_JOBS)
-    validate.count(args.resamples, "--resamples", 1, validate.MAX_STEPS)
+    validate.count(args.resamples, "--resamples", MIN_RESAMPLES, validate.MAX_STEPS)
+    validate.seed(args.seed, "--seed")
 
 
 def config_from_args(args) -> VerifyConfig:
-    if args.seed < 0:
-        raise ValueError(f"argument --seed: must be >= 0, got {args.seed}")
     check_args(args)
-    return VerifyConfig(scale=args.scale, dataset=args.dataset, store=args.store, out=args.out,
-                        figures_dir=args.figures, jobs=args.jobs, data_dir=args.data_dir,
-                        sweep=not args.no_sweep, n_resamples=args.resamples, seed=args.seed)
+    config = VerifyConfig(scale=args.scale, dataset=args.dataset, store=args.store, out=args.out,
+                          figures_dir=args.figures, jobs=args.jobs, data_dir=args.data_dir,
+                          sweep=not args.no_sweep, n_resamples=args.resamples, seed=args.seed)
+    validate.output_files([config.report_dir / name for name in REPORT_FILES], "--out")
+    return config
 
 
 def figure_files(config: VerifyConfig) -> list[Path]:
     root = Path(config.figures_dir)
-    found = sorted((root / config.label).glob("*.png"))
-    theorem = root / "theorem1.png"
-    if theorem.is_file() and not any(f.stem == "theorem1" for f in found):
-        found.append(theorem)
-    return found
+    return sorted((root / config.label).glob("*.png"))
 
 
 def commands(config: VerifyConfig, argv) -> list[str]:
@@ -92,11 +93,14 @@ def commands(config: VerifyConfig, argv) -> list[str]:
 
 def write_outputs(config: VerifyConfig, results, notes, argv) -> Path:
     out = config.report_dir
-    prov = {**provenance(), "run_store": str(Path(config.store).resolve()),
+    prov = {**provenance(), "run_store": portable_path(config.store),
             "command": f"{PROG} {shlex.join(argv)}".rstrip()}
     md = report.markdown(results, config.label, figure_files(config), out,
                          commands(config, argv), prov, notes, READINGS)
-    atomic_write_json(out / "checks.json", {"scale": config.label, "config": config.to_dict(),
+    paths = ("store", "out", "figures_dir", "data_dir")
+    settings = {k: portable_path(v) if k in paths and v is not None else v
+                for k, v in config.to_dict().items()}
+    atomic_write_json(out / "checks.json", {"scale": config.label, "config": settings,
                                             "notes": list(notes), "provenance": prov,
                                             "checks": [r.to_dict() for r in results]})
     atomic_write_text(out / "report.md", md)

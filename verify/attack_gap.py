@@ -16,27 +16,25 @@ if all hold, else INCONCLUSIVE. Statistic: the largest gap over the grid,
 with its interval.
 
 `attack_gap_check` is the pure check on per-point outcomes;
-`attack_gap_results` runs the attacks on finished run records.
+`attack_gap_results` reads them from finished run records (the pipeline
+measured AutoAttack and PGD on the same points: `pipeline.experiments`
+ATTACK_GAP_*).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from core.estimate import Estimate
-from empirics.autoattack import autoattack_profile
-from empirics.data import DATASETS
-from empirics.profiles import robustness_profile
-from pipeline import make
-from verify import stats
+from pipeline.experiments import ATTACK_GAP_AUTOATTACK, QUOTED_STEPS, attack_gap_pgd_name
+from verify import gather, stats
 from verify.checks import combine_verdicts
 from verify.result import CheckResult
 
 ATTACK_GAP_REF = ("robustness profiles (Sec. 2) measured with PGD; AutoAttack: Croce and "
                   "Hein, ICML 2020")
 DEFAULT_TOLERANCE = 0.01  # 1 accuracy point
-DEFAULT_EPSILONS = (0.1, 0.2)
-DEFAULT_POINTS = 200
-PAPER_PGD_STEPS = 40
+PAPER_PGD_STEPS = QUOTED_STEPS
+AUTOATTACK_TEXT = "standard (APGD-CE, APGD-T, FAB-T, Square)"
 
 
 def _outcomes(values, name: str) -> np.ndarray:
@@ -50,7 +48,8 @@ def _outcomes(values, name: str) -> np.ndarray:
 
 def attack_gap_check(name: str, model: str, epsilons, pgd_correct, aa_correct, *,
                      pgd_steps: int, tolerance: float = DEFAULT_TOLERANCE, level: float = 0.95,
-                     n_resamples: int = 2000, seed: int = 0, data=()) -> CheckResult:
+                     n_resamples: int = 2000, seed: int = 0, data=(),
+                     autoattack: str = AUTOATTACK_TEXT) -> CheckResult:
     """Does PGD-`pgd_steps` overestimate robust accuracy by less than
     `tolerance` at every eps of `epsilons`?
 
@@ -85,7 +84,7 @@ def attack_gap_check(name: str, model: str, epsilons, pgd_correct, aa_correct, *
     details = {"statistic": "largest over eps of PGD accuracy minus worst-case (PGD and "
                             "AutoAttack) accuracy",
                "tolerance": tolerance, "pgd_steps": int(pgd_steps),
-               "autoattack": "standard (APGD-CE, APGD-T, FAB-T, Square), torchattacks",
+               "autoattack": autoattack,
                "interval": f"Clopper-Pearson {level:.0%} (bootstrap in per_eps)",
                "n_points": n, "worst_eps": eps[k], "per_eps": per_eps}
     eps_text = ", ".join(f"{e:g}" for e in eps)
@@ -95,38 +94,30 @@ def attack_gap_check(name: str, model: str, epsilons, pgd_correct, aa_correct, *
                        combine_verdicts(verdicts), details, tuple(data))
 
 
-def attack_gap_results(records, epsilons=DEFAULT_EPSILONS, n_points: int = DEFAULT_POINTS,
-                       steps=None, tolerance: float = DEFAULT_TOLERANCE,
-                       data_dir: str | None = None, device=None,
-                       progress: bool = False) -> list[CheckResult]:
-    """One `attack_gap_check` per finished run record and PGD step count.
+def _autoattack_text(result: dict) -> str:
+    """What ran, as the stored evaluation records it."""
+    info = result.get("attacks", {}).get("autoattack", {})
+    return ", ".join(str(v) for v in (AUTOATTACK_TEXT, info.get("library")) if v)
 
-    Each record (`record.run_dir`, `record.spec` with `.train.dataset`,
-    `.n_test`, `.profile_seed`, `.pgd_steps`, `.key`) is evaluated on a
-    stratified `n_points` subset (seed `profile_seed`) of the test images
-    its profiles were measured on. steps: PGD step counts to compare (default:
-    the profile's own and the paper's 40). AutoAttack runs once per record."""
-    eps = tuple(sorted({float(e) for e in epsilons}))
-    if not eps or any(not 0 < e <= 1 for e in eps):
-        raise ValueError(f"`epsilons` must be radii in (0, 1], got {epsilons}.")
+
+def attack_gap_results(records, tolerance: float = DEFAULT_TOLERANCE) -> list[CheckResult]:
+    """One `attack_gap_check` per finished run record and PGD step count,
+    read from the measurements stored with the run: AutoAttack once, PGD at
+    the profile's own step count and at the paper's 40, on the same points."""
     results = []
     for record in records:
         spec = record.spec
-        model = make.model_of(record, device)
-        subset = make.test_data(spec, data_dir)
-        points = subset.subset(min(n_points, len(subset)), seed=spec.profile_seed)
-        classes = DATASETS[spec.train.dataset].num_classes
-        aa = autoattack_profile(model, points.images, points.labels, eps, classes,
-                                seed=spec.profile_seed, progress=progress)
-        aa_correct = np.array(aa.correct())  # (n_eps, n)
-        key = getattr(spec, "key", str(record.run_dir))
-        label = f"{spec.train.model} (run {key})"
-        step_counts = tuple(dict.fromkeys(steps or (spec.pgd_steps, PAPER_PGD_STEPS)))
-        for s in step_counts:
-            rob = robustness_profile(model, points.images, points.labels, eps, steps=int(s),
-                                     seed=spec.profile_seed, device=device, progress=progress)
-            pgd_correct = np.array([[b > j for b in rob.broken_at] for j in range(len(eps))])
-            results.append(attack_gap_check(f"attack_gap_{key}_pgd{s}", label, eps,
+        aa = gather.measurement(record, ATTACK_GAP_AUTOATTACK)
+        eps, aa_correct = gather.attacked_correct(aa, "autoattack")  # (n_eps, n)
+        label = f"{spec.train.model} (run {spec.key})"
+        for s in dict.fromkeys((spec.pgd_steps, PAPER_PGD_STEPS)):
+            pgd_eps, pgd_correct = gather.attacked_correct(
+                gather.measurement(record, attack_gap_pgd_name(s)), "pgd")
+            if pgd_eps != eps:
+                raise ValueError(f"run {spec.key}: the PGD-{s} and AutoAttack measurements "
+                                 f"differ in eps ({pgd_eps} vs {eps})")
+            results.append(attack_gap_check(f"attack_gap_{spec.key}_pgd{s}", label, eps,
                                             pgd_correct, aa_correct, pgd_steps=int(s),
-                                            tolerance=tolerance, data=[key]))
+                                            tolerance=tolerance, data=[spec.key],
+                                            autoattack=_autoattack_text(aa)))
     return results

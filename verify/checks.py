@@ -1,8 +1,8 @@
 """The paper's claims as pure functions of per-test-point outcomes.
 
 Each check takes plain arrays (or Estimates) and returns a `CheckResult`;
-pulling those inputs from the run store is `verify.gather`'s job, running the
-attacks of the Sec. 1.1 corollary is `verify.corollary`'s. Arrays of
+pulling those inputs from the stored records is `verify.gather`'s job
+(measuring them is the pipeline's: `pipeline.measurements`). Arrays of
 outcomes are (models, [seeds,] points), paired across models: the same test
 points, the same seeded angles.
 
@@ -25,7 +25,8 @@ import numpy as np
 
 from core.auc import auc
 from core.estimate import Estimate
-from empirics.data import DATASETS
+from core.outcomes import correct_by_eps, grid_index
+from pipeline.experiments import MNIST_STD
 from verify import stats
 from verify.result import CheckResult
 
@@ -35,7 +36,6 @@ QUOTED_REF = "Sec. 2.1, text on Fig. 1"
 THEOREM_REF = "Sec. 3, Theorem 1"
 COROLLARY_REF = "Sec. 1.1, corollary"
 CURRICULUM_REF = "v5 abstract (CuSP)"
-MNIST_STD = DATASETS["mnist"].std[0]  # the authors' normalisation: eps_pixel = eps * std
 
 
 # ------------------------------------------------------------ per-point AUCs
@@ -61,28 +61,16 @@ def invariance_auc_points(thetas, invariant) -> np.ndarray:
     return _normalised_trapezoid(thetas, inv, "thetas")
 
 
-def correct_by_eps(n_eps: int, broken_at) -> np.ndarray:
-    """(n_eps, n) bool: point i is still correct at eps index k iff broken_at[i] > k."""
-    broken = np.asarray(broken_at)
-    if broken.ndim != 1 or np.any(broken < 0) or np.any(broken > n_eps):
-        raise ValueError(f"`broken_at` must be (n,) ints in [0, {n_eps}].")
-    return broken[None, :] > np.arange(n_eps)[:, None]  # (n_eps, n)
-
-
 def robustness_auc_points(epsilons, broken_at) -> np.ndarray:
     """(n,) per-point contributions to the robustness-profile (accuracy) AUC."""
     eps = np.asarray(epsilons, dtype=np.float64)
-    return _normalised_trapezoid(eps, correct_by_eps(eps.size, broken_at).astype(np.float64),
+    return _normalised_trapezoid(eps, correct_by_eps(broken_at, eps.size).astype(np.float64),
                                  "epsilons")
 
 
 def correct_at(epsilons, broken_at, eps: float) -> np.ndarray:
     """(n,) bool: correct under the attack at the grid value `eps`."""
-    grid = np.asarray(epsilons, dtype=np.float64)
-    hits = np.flatnonzero(np.isclose(grid, eps, rtol=0, atol=1e-9))
-    if hits.size == 0:
-        raise ValueError(f"`eps` {eps} is not on the grid {grid.tolist()}.")
-    return correct_by_eps(grid.size, broken_at)[int(hits[0])]
+    return correct_by_eps(broken_at, len(epsilons))[grid_index(epsilons, eps)]
 
 
 # ------------------------------------------------------------ claims (i), (ii)

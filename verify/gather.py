@@ -1,8 +1,8 @@
 """Pull the checks' inputs out of finished runs (`RunRecord`s of the store).
 
-Everything here turns stored profiles into the plain arrays `verify.checks`
-takes; re-measuring (PGD at the paper's quoted eps values) belongs to
-`pipeline.make.remeasure_pgd`.
+Everything here turns stored records (profiles, and the measurements the
+pipeline made beyond them: `RunRecord.measurements`) into the plain arrays
+`verify.checks` takes. Nothing here measures.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import UsageError
+from core.outcomes import correct_by_eps
+from pipeline.runstore import MissingRunError
 from verify import checks
 
 KNOBS = {"rotation": "train_rotation", "eps": "adv_eps"}
@@ -95,6 +97,26 @@ def _robustness_auc(record, test_rotation: float, outcome: str = "broken_at") ->
     return checks.robustness_auc_points(prof.epsilons, getattr(prof, outcome))
 
 
+class MissingMeasurement(MissingRunError):
+    """A run's records lack a measurement its declaration asks for."""
+
+
+def measurement(record, name: str) -> dict:
+    """The stored result of measurement `name` of a run (`pipeline.measurements`)."""
+    found = record.measurements.get(name)
+    if found is None:
+        raise MissingMeasurement(
+            f"run {record.spec.key} has no stored measurement {name!r}; `python -m paper_figures "
+            "run` with this scale makes it from the run's checkpoint")
+    return found["result"]
+
+
+def attacked_correct(result: dict, attack: str = "pgd") -> tuple[tuple[float, ...], np.ndarray]:
+    """(eps grid, (n_eps, n) bool correct) of a stored evaluation under `attack`."""
+    eps = tuple(float(e) for e in result["eps"])
+    return eps, correct_by_eps(result["per_point"][f"{attack}_broken_at"], len(eps))
+
+
 def find(records, **want):
     """The records whose training config matches every `field=value` given
     (floats compared to 1e-9), sorted by seed."""
@@ -123,5 +145,5 @@ def curriculum_outcomes(record, eps: float, theta: float | None = None) -> tuple
     j = int(np.argmin([abs(e - eps) for e in prof.epsilons]))
     outcomes = {"clean": np.asarray(inv.clean_correct, bool),
                 "rotated": np.asarray(inv.correct[k], bool),
-                "pgd": checks.correct_by_eps(len(prof.epsilons), prof.broken_at)[j]}
+                "pgd": correct_by_eps(prof.broken_at, len(prof.epsilons))[j]}
     return outcomes, {"theta": inv.thetas[k], "eps": prof.epsilons[j]}

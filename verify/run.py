@@ -1,8 +1,11 @@
 """The verify pipeline: theory check, sweeps, every check, the report.
 
 `run_verify(config)` returns the `CheckResult`s in report order; a check
-whose inputs cannot be had (runs missing, a module failing) becomes an
-ERROR row with the reason instead of stopping the others.
+whose inputs cannot be had (runs or measurements missing, a module failing)
+becomes an ERROR row with the reason instead of stopping the others. Every
+check reads stored records only (profiles and the measurements the
+pipeline made beyond them), so a results folder without checkpoints gives
+every verdict; what is missing, `pipeline.make` makes (unless --no-sweep).
 """
 from __future__ import annotations
 
@@ -18,19 +21,20 @@ import numpy as np
 from core.errors import UsageError
 from pipeline import make
 from pipeline.calibrate import resolution
-from pipeline.experiments import MNIST_SHAPED, SCALES, declared, figure, scale_label
+from core.outcomes import unbits
+from pipeline.experiments import (ATTACK_GAP_THETAS, CHECK_RUN_SETS, COROLLARY_INTERIOR,
+                                  COROLLARY_RAW, MNIST_FIGURES, MNIST_SHAPED, QUOTED,
+                                  QUOTED_DATASETS, SCALES, declared, figure, quoted_name,
+                                  scale_label)
 from pipeline.runstore import RunStore
 from pipeline.sweep import RunOptions
 from theory.result import TheoremCheck
 from verify import checks, gather, stats
 from verify.attack_gap import ATTACK_GAP_REF, attack_gap_results
-from verify.corollary import interior, rot90_attack_outcome
 from verify.result import CheckResult
 
-MNIST_FIGURES = ("fig1", "fig3", "fig5", "curriculum")
-CHECK_RUNS = ("corollary",)  # declared runs only a check reads
-QUOTED_DATASETS = ("mnist", "mnist5k")  # the data sets the quoted numbers of Sec. 2.1 are about
-COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
+CHECK_RUNS = CHECK_RUN_SETS  # declared runs only a check reads
+COROLLARY_TOL = 1e-9  # perturbations "correspond" when they agree to this (float64)
 
 
 READINGS = (
@@ -76,18 +80,13 @@ class VerifyConfig:
     sweep: bool = True
     n_resamples: int = 2000
     seed: int = 0
-    quoted_steps: int = 40
-    corollary_points: int = 100
-    corollary_steps: int = 20
-    attack_gap_points: int = 100  # AutoAttack is the costliest check: ~1 min per model on CPU
 
     def __post_init__(self):
         if self.scale not in SCALES:
             raise ValueError(f"`scale` must be one of {SCALES}, got {self.scale!r}.")
         if self.dataset is not None and self.dataset not in MNIST_SHAPED:
             raise ValueError(f"`dataset` must be one of {MNIST_SHAPED}, got {self.dataset!r}.")
-        for name in ("jobs", "n_resamples", "quoted_steps", "corollary_points", "corollary_steps",
-                     "attack_gap_points"):
+        for name in ("jobs", "n_resamples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {v!r}.")
@@ -118,17 +117,10 @@ def say(message: str) -> None:
 def guarded(name: str, ref: str, claim: str, fn: Callable[[], tuple],
             notes: list | None = None) -> list[CheckResult]:
     """Run one check (returning one or more results); an exception becomes
-    an ERROR row that says what went wrong, except a missing checkpoint in a
-    records-only store, which becomes a note in `notes`."""
+    an ERROR row that says what went wrong."""
     start = time.perf_counter()
     try:
         out = fn()
-    except make.NeedsCheckpoint as err:
-        if notes is None:
-            raise
-        notes.append(f"{name}: not run: {err}")
-        say(f"{name}: not run ({err})")
-        return []
     except Exception as err:  # noqa: BLE001 - every failure is reported, none hidden
         msg = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         say(f"{name}: ERROR {msg}")
@@ -259,29 +251,28 @@ def _stdcnn(runs: Runs, theta: float):
 
 def quoted_checks(runs: Runs) -> list[CheckResult]:
     """(a) theta=180 at eps 0.1, (b) theta=60 at eps 0.3, each read in pixel
-    and in normalised units (eps_pixel = eps * 0.3081), under PGD-steps, on
-    the test points of every training seed pooled (and on each seed alone,
-    for the seed-fragility mark)."""
-    cfg, out = runs.config, []
+    and in normalised units (eps_pixel = eps * 0.3081), under the stored
+    PGD-40 measurement, on the test points of every training seed pooled
+    (and on each seed alone, for the seed-fragility mark)."""
+    out = []
     std = checks.MNIST_STD
-    for theta, eps, which in ((180.0, 0.1, "a"), (60.0, 0.3, "b")):
+    for (theta, eps), which in zip(QUOTED, ("a", "b")):
         recs = gather.find(runs.records("fig1"), train_rotation=theta)
         if not recs:
             raise UsageError(f"fig1 has no StdCNN trained at theta = {theta:g}")
         readings = {"pixel": eps, "normalised": round(eps * std, 6)}
-        say(f"quoted numbers: PGD-{cfg.quoted_steps} on the theta = {theta:g} StdCNNs "
-            f"({len(recs)} seed(s)) ...")
-        correct = []  # per seed: (E, n)
+        correct, steps = [], set()  # per seed: (E, n)
         for rec in recs:
-            prof = make.remeasure_pgd(rec, [0.0, *readings.values()], steps=cfg.quoted_steps,
-                                      data_dir=cfg.data_dir, progress=sys.stderr.isatty())
-            correct.append(checks.correct_by_eps(len(prof.epsilons), prof.broken_at))
-        grid_eps = list(prof.epsilons)
+            result = gather.measurement(rec, quoted_name(theta))
+            grid_eps, rows = gather.attacked_correct(result, "pgd")
+            correct.append(rows)
+            steps.add(int(result["attacks"]["pgd"]["steps"]))
+        (pgd_steps,) = steps
         stored = recs[0].robustness[0.0]
         keys = [r.spec.key for r in recs]
         for reading, e_pix in readings.items():
-            j = grid_eps.index(e_pix)
-            extra = {"pgd_steps": cfg.quoted_steps, "seeds": [r.spec.train.seed for r in recs]}
+            j = list(grid_eps).index(e_pix)
+            extra = {"pgd_steps": pgd_steps, "seeds": [r.spec.train.seed for r in recs]}
             if any(abs(e - e_pix) < 1e-9 for e in stored.epsilons):
                 extra[f"stored_profile_pgd{stored.steps}_accuracy"] = stored.at(e_pix).accuracy.value
 
@@ -302,21 +293,11 @@ def quoted_checks(runs: Runs) -> list[CheckResult]:
     return out
 
 
-ATTACK_GAP_THETAS = (0.0, 180.0)  # the most and the least robust StdCNN of fig1
-# pixel eps in the middle of the StdCNNs' PGD curves (between 90 % of clean and 5 %)
-ATTACK_GAP_EPS = {"mnist5k": (0.1, 0.2), "mnist": (0.1, 0.2), "fashion-mnist": (0.02, 0.05)}
-
-
 def attack_gap_checks(runs: Runs) -> list[CheckResult]:
     """AutoAttack (standard) against the PGD profiles of the seed-0 StdCNNs
-    trained at theta 0 and 180: the gap per eps and a verdict on whether
-    the paper-style PGD profiles can be trusted here."""
-    recs = [_stdcnn(runs, theta) for theta in ATTACK_GAP_THETAS]
-    eps = ATTACK_GAP_EPS[runs.figure("fig1").dataset]
-    say(f"attack gap: AutoAttack on {runs.config.attack_gap_points} test points of "
-        f"{len(recs)} StdCNNs at eps {', '.join(f'{e:g}' for e in eps)} ...")
-    return attack_gap_results(recs, eps, runs.config.attack_gap_points,
-                              data_dir=runs.config.data_dir, progress=sys.stderr.isatty())
+    trained at theta 0 and 180, as measured with those runs: the gap per eps
+    and a verdict on whether the paper-style PGD profiles can be trusted here."""
+    return attack_gap_results([_stdcnn(runs, theta) for theta in ATTACK_GAP_THETAS])
 
 
 def theorem_checks(result: TheoremCheck) -> tuple:
@@ -389,41 +370,43 @@ def invariant_p4cnn(runs: Runs):
     rec = runs.records("corollary")[0]
     t = rec.spec.train
     acc = rec.metrics.get("epochs", [{}])[-1].get("test_accuracy", float("nan"))
-    return make.model_of(rec), (f"P4CNN invariant head trained {t.epochs} epochs (Adam "
-                                        f"{t.lr:g}), declared run {rec.spec.key} (test "
-                                        f"accuracy {acc:.3f})")
+    return rec, (f"P4CNN invariant head trained {t.epochs} epochs (Adam {t.lr:g}), declared run "
+                 f"{rec.spec.key} (test accuracy {acc:.3f})")
+
+
+ROT90_DETAILS = ("eps", "steps", "quarter_turns", "dtype", "logit_gap", "attack")
 
 
 def corollary_checks(runs: Runs) -> list[CheckResult]:
-    """Sec. 1.1: PGD (no random start) on x and rot90(x), float64."""
+    """Sec. 1.1: PGD (no random start) on x and rot90(x), float64, as
+    measured with each run (the same test images for every model)."""
     cfg = runs.config
     std = {theta: _stdcnn(runs, theta) for theta in (0.0, 180.0)}  # fig1 first: cheap to miss
-    images = make.test_data(std[0.0].spec, cfg.data_dir).images[:cfg.corollary_points]
-    model, source = invariant_p4cnn(runs)
-    kw = {"steps": cfg.corollary_steps, "tol": 1e-9}
-    cases = [("p4cnn_invariant_head", "P4CNN, invariant head, raw test images", model, images,
+    p4, source = invariant_p4cnn(runs)
+    cases = [("p4cnn_invariant_head", "P4CNN, invariant head, raw test images", p4, COROLLARY_RAW,
               True, source, "raw test images"),
-             ("p4cnn_invariant_head_interior", "P4CNN, invariant head, interior images", model,
-              interior(images), True, source,
+             ("p4cnn_invariant_head_interior", "P4CNN, invariant head, interior images", p4,
+              COROLLARY_INTERIOR, True, source,
               "test images mapped into [0.25, 0.75] + noise of +-1/255: no exactly tied "
               "pixels and the [0, 1] clamp never binds")]
     for theta, rec in std.items():
-        cases.append((f"stdcnn_theta{theta:g}", f"StdCNN trained at +-{theta:g} deg",
-                      make.model_of(rec), images, False,
-                      f"StdCNN trained at +-{theta:g} deg, run {rec.spec.key}", "raw test images"))
+        cases.append((f"stdcnn_theta{theta:g}", f"StdCNN trained at +-{theta:g} deg", rec,
+                      COROLLARY_RAW, False, f"StdCNN trained at +-{theta:g} deg, run {rec.spec.key}",
+                      "raw test images"))
     out = []
-    for name, label, net, x, invariant, src, what in cases:
-        o = rot90_attack_outcome(net, x, COROLLARY_EPS, steps=kw["steps"])
-        info = {**o.details(), "model_source": src, "images": what}
-        if invariant and o.max_gap > kw["tol"]:
-            info["caveat"] = (f"the logits of x and rot90(x) agree to {o.logit_gap:.0e} but the PGD "
-                              f"perturbations differ by up to {o.max_gap:.3f}: a max over values "
-                              "tied in exact arithmetic (black background, pixels clamped at 0) "
-                              "is broken differently by rounding for x and rot90(x), so the "
+    for name, label, rec, measured, invariant, src, what in cases:
+        o = gather.measurement(rec, measured)
+        info = {**{k: o[k] for k in ROT90_DETAILS}, "model_source": src, "images": what}
+        if invariant and o["max_gap"] > COROLLARY_TOL:
+            info["caveat"] = (f"the logits of x and rot90(x) agree to {o['logit_gap']:.0e} but the "
+                              f"PGD perturbations differ by up to {o['max_gap']:.3f}: a max over "
+                              "values tied in exact arithmetic (black background, pixels clamped "
+                              "at 0) is broken differently by rounding for x and rot90(x), so the "
                               "gradient and the sign step go elsewhere; compare the interior row")
-        out.append(checks.corollary_check(name, o.fooled, o.fooled_rot, o.max_gap, invariant,
-                                          tol=kw["tol"], details=info, data=[src], label=label,
-                                          **_kw(cfg)))
+        out.append(checks.corollary_check(name, np.array(unbits(o["fooled"])),
+                                          np.array(unbits(o["fooled_rot"])), o["max_gap"],
+                                          invariant, tol=COROLLARY_TOL, details=info, data=[src],
+                                          label=label, **_kw(cfg)))
     return out
 
 
@@ -432,7 +415,8 @@ def theory_result(config: VerifyConfig) -> TheoremCheck:
     """The Theorem 1 check as the theorem1 declaration states it at this
     scale, from the run store (`pipeline.make` runs it there if absent)."""
     fig, store = figure("theorem1", config.scale, config.dataset), RunStore(config.store)
-    make.ensure([fig], store, options=RunOptions(progress=sys.stderr.isatty()))
+    if config.sweep:
+        make.ensure([fig], store, options=RunOptions(progress=sys.stderr.isatty()))
     return make.theorem_result(fig, store)
 
 
@@ -453,20 +437,15 @@ def stale_figures(config: VerifyConfig) -> list[str]:
 
 
 def make_missing(config: VerifyConfig) -> dict:
-    """Ask the pipeline for every run the checks read (it trains and
-    profiles what the store lacks). Returns {declaration: "ready" | "skipped: why"}."""
-    store, status, ready = RunStore(config.store), {}, []
-    for name in (*MNIST_FIGURES, *CHECK_RUNS):
-        if not config.declared(name):
-            continue
-        fig = figure(name, config.scale, config.dataset)
-        why = make.available(fig, config.data_dir, False)
-        status[name] = f"skipped: {why}" if why else "ready"
-        if why is None:
-            ready.append(fig)
-    make.ensure(ready, store, config.jobs,
+    """Ask the pipeline for every run and measurement the checks read
+    (`pipeline.make.ready`, then `ensure`: it trains, profiles and measures
+    what the store lacks). Returns {declaration: "ready" | "skipped: why"}
+    for the declarations this scale has."""
+    names = [n for n in (*MNIST_FIGURES, *CHECK_RUNS) if config.declared(n)]
+    figs, skipped = make.ready(names, config.scale, config.dataset, config.data_dir)
+    make.ensure(figs, RunStore(config.store), config.jobs,
                 options=RunOptions(config.data_dir, progress=sys.stderr.isatty()))
-    return status
+    return {n: skipped.get(n, "ready") for n in names}
 
 
 def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
@@ -521,5 +500,5 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
         elif fn is None:
             results += results_t
         else:
-            results += guarded(name, ref, claim, fn, notes)
+            results += guarded(name, ref, claim, fn)
     return results, notes

@@ -1,4 +1,4 @@
-"""The Sec. 1.1 corollary, run: attack x and rot90(x) with the same PGD.
+"""The Sec. 1.1 corollary as a measurement: attack x and rot90(x) with the same PGD.
 
 For a model f with f(Tx) = f(x) for the permutation T = rot90, the gradient
 at Tx is T applied to the gradient at x, so PGD from Tx (random start off)
@@ -6,7 +6,8 @@ produces exactly T of the perturbation it produces from x, and the fooling
 rates on {Tx} and {x} coincide. `rot90_attack_outcome` runs the attack both
 ways in float64 (so "float precision" means ~1e-16, and a sign flip of a
 gradient component would show as a perturbation gap of a whole step) and
-returns per-point outcomes for `verify.checks.corollary_check`.
+returns per-point outcomes (stored by the pipeline, judged by
+`verify.checks.corollary_check`).
 
 Floating point breaks the correspondence in one place: a max over values
 that are exactly tied in exact arithmetic (the constant black background of
@@ -24,7 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from empirics.attacks import pgd, predict
+from core.outcomes import bits, unbits
+from empirics.attacks import pgd
+from empirics.inference import model_device, predict
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,16 @@ class RotationAttackOutcome:
                 "dtype": self.dtype, "logit_gap": self.logit_gap,
                 "attack": "PGD, random start off, labels = clean predictions"}
 
+    def to_dict(self) -> dict:
+        return {"kind": "rot90_attack", **self.details(), "max_gap": self.max_gap,
+                "fooled": bits(self.fooled), "fooled_rot": bits(self.fooled_rot)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RotationAttackOutcome":
+        return cls(np.array(unbits(d["fooled"])), np.array(unbits(d["fooled_rot"])),
+                   float(d["max_gap"]), float(d["logit_gap"]), tuple(float(e) for e in d["eps"]),
+                   int(d["steps"]), int(d["quarter_turns"]), str(d["dtype"]))
+
 
 def _rot(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(x, k, dims=(2, 3))  # (B, C, W, H)
@@ -74,7 +87,7 @@ def rot90_attack_outcome(model: nn.Module, images: torch.Tensor, eps,
     grid, eps_all = _eps_per_point(eps, len(images))  # (N,)
     if k % 4 == 0:
         raise ValueError(f"`k` must not be a multiple of 4, got {k}.")
-    device = next(model.parameters()).device
+    device = model_device(model)
     net = copy.deepcopy(model).to(dtype).eval()
     fooled, fooled_rot, gap, logit_gap = [], [], 0.0, 0.0
     for i in range(0, len(images), batch_size):

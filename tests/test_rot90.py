@@ -9,7 +9,7 @@ import torch
 
 from empirics.models.registry import build_model
 from verify import checks
-from verify.corollary import interior, rot90_attack_outcome
+from empirics.rot90 import RotationAttackOutcome, interior, rot90_attack_outcome
 
 
 def _images(n=4, seed=0):
