@@ -22,7 +22,8 @@ from core.hashing import KEY_HEX_DIGITS, canonical, config_hash  # noqa: F401 (r
 from empirics.train import TrainConfig
 
 NOT_IDENTITY = ("data_dir", "deterministic")  # TrainConfig fields that do not change what a run computes
-KEY_DEFAULTS = {"amp": False, "random_crop": 0, "hflip": False}  # TrainConfig fields left out of the key at this value
+KEY_DEFAULTS = {"amp": False, "random_crop": 0, "hflip": False, "adv_warmup": 0.0,
+                "lr_schedule": "step", "robust_check": 0}  # TrainConfig fields left out of the key at this value
 
 
 def train_config_dict(config: Any) -> dict:

@@ -175,10 +175,14 @@ def test_execution_fields_keep_stored_keys():
     # exactly as the same spec without those fields did.
     d = spec().to_dict()
     d["train"] = {k: v for k, v in d["train"].items()
-                  if k not in ("data_dir", "deterministic", "amp", "random_crop", "hflip")}
+                  if k not in ("data_dir", "deterministic", "amp", "random_crop", "hflip",
+                               "adv_warmup", "lr_schedule", "robust_check")}
     assert spec().key == config_hash(d)
     assert spec(deterministic=True).key == spec().key  # same computation, same run
     assert spec(amp=True).key != spec().key  # bf16 changes the weights: a new run
+    # the short-adversarial-training aids change what a run computes or records: new runs
+    for changed in (dict(adv_warmup=0.5), dict(lr_schedule="cosine"), dict(robust_check=100)):
+        assert spec(**changed).key != spec().key, changed
 
 
 @pytest.mark.parametrize("name", ("fig1", "fig3", "fig5", "curriculum", "corollary"))

@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import empirics.train.folder as tr_folder
 import empirics.train.loop as tr
 from core.errors import UsageError
 from empirics.rotation import random_angles, rotate
@@ -223,3 +224,67 @@ def test_numbers_are_stored_as_floats_so_equal_configs_serialise_alike():
     a, b = tiny(train_rotation=30, lr=1), tiny(train_rotation=30.0, lr=1.0)
     assert json.dumps(a.to_dict()) == json.dumps(b.to_dict())
     assert Stage(1, 90, 0, 1).to_dict() == {"epochs": 1, "theta": 90.0, "eps": 0.0, "lr": 1.0}
+
+
+# ---------------------------------------------------------------- short adversarial training
+def test_step_factors_cosine_and_warmup_by_hand():
+    # cosine: 0.5 (1 + cos(pi t / T)) over T = epochs x steps; values worked out by hand
+    c = tiny(epochs=2, lr_schedule="cosine")
+    assert c.step_factors(0, 0, 10) == (1.0, 1.0)
+    assert c.step_factors(1, 0, 10)[0] == pytest.approx(0.5)  # t = T/2
+    assert c.step_factors(1, 5, 10)[0] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.75)))
+    # warm-up over 0.5 epochs of 10 steps: eps factor (t + 1) / 5, then 1
+    w = tiny(epochs=2, adv_warmup=0.5)
+    assert [w.step_factors(0, k, 10)[1] for k in range(7)] == pytest.approx(
+        [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0])
+    assert w.step_factors(1, 3, 10) == (1.0, 1.0)  # lr untouched without cosine
+
+
+@pytest.mark.parametrize("field,value", [("adv_warmup", -1.0), ("adv_warmup", 3.0),
+                                         ("lr_schedule", "linear"), ("robust_check", -5),
+                                         ("robust_check", 10**9)])
+def test_bad_training_aids_name_the_field(field, value):
+    with pytest.raises(UsageError, match=field):
+        tiny(**{field: value})
+    with pytest.raises(UsageError, match="lr_schedule"):
+        tiny(lr_schedule="cosine", lr_milestones=(1,))
+
+
+def test_warmup_ramps_the_attack_eps(tmp_path, monkeypatch):
+    # the eps PGD receives during training grows linearly over the warm-up steps
+    seen = []
+    real = tr.pgd
+
+    def spy(model, x, y, eps, **kw):
+        seen.append(eps)
+        return real(model, x, y, eps, **kw)
+
+    monkeypatch.setattr(tr, "pgd", spy)
+    train(tiny(epochs=1, adv_warmup=1.0, train_rotation=0.0), tmp_path / "w", progress=False)
+    steps = 200 // 50
+    assert seen == pytest.approx([0.1 * (k + 1) / steps for k in range(steps)])
+
+
+def test_robust_check_is_recorded_and_a_collapse_is_flagged(tmp_path):
+    result = train(tiny(robust_check=40), tmp_path / "r", progress=False)
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    robust = [m["robust_accuracy"] for m in metrics["epochs"]]
+    assert len(robust) == 2 and all(0.0 <= r <= 1.0 for r in robust)
+    assert [m.robust_accuracy for m in result.epochs] == robust
+    # the check's accuracy equals an independent PGD-10 on the same held-out images
+    model, config = load_model(tmp_path / "r")
+    check = tr.robust_check_data(config, load_split(config, "test"))
+    x_adv = tr.pgd(model, check.images, check.labels, 0.1, steps=10)
+    assert robust[-1] == int((model(x_adv).argmax(1) == check.labels).sum()) / len(check)
+    # a collapse: robust accuracy below half of the best earlier epoch's
+    ms = [EpochMetrics(k + 1, 0.0, 0.1, 1e-3, 1.0, 0.5, 0.5, 1.0, 0.1, 10, r)
+          for k, r in enumerate((0.30, 0.40, 0.19))]
+    assert tr_folder.robust_collapse(ms) == {"epoch": 3, "robust_accuracy": 0.19,
+                                             "best_before": 0.40, "eps": 0.1}
+    assert tr_folder.robust_collapse(ms[:2]) is None
+    assert metrics["robust_collapse"] == tr_folder.robust_collapse(result.epochs)
+
+
+def test_diverging_training_stops_with_one_line(tmp_path):
+    with pytest.raises(UsageError, match="diverged"):
+        train(tiny(lr=1e12, adv_eps=0.0, optimizer="sgd"), tmp_path / "d", progress=False)

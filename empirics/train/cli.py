@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -13,7 +12,7 @@ from core.errors import ArgumentParser, exit_on_usage_error
 from empirics.data import DATASETS
 from empirics.models.registry import MODEL_NAMES
 from empirics.train.config import DEFAULT_LR, TrainConfig, cusp_stages, parse_stages
-from empirics.train.folder import CONFIG, TrainResult, read_config
+from empirics.train.folder import CONFIG, TrainResult, check_run_folder, read_config
 from empirics.train.loop import CUBLAS_WORKSPACE, train
 
 # ---------------------------------------------------------------- command line
@@ -21,13 +20,10 @@ _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name != "model_
 
 
 def _model_kwarg(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+        return validate.keyword(text, "--model-kwarg")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}") from None
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -43,8 +39,10 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help=f"one of {', '.join(MODEL_NAMES)} (default {d['model']})")
     p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (default {d['dataset']}: "
                    "5,000 real MNIST digits, offline)")
-    p.add_argument("--epochs", type=int, help=f"number of epochs (default {d['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"images per step (default {d['batch_size']})")
+    p.add_argument("--epochs", type=int, help=f"number of epochs, at most "
+                   f"{validate.MAX_EPOCHS:,} (default {d['epochs']})")
+    p.add_argument("--batch-size", type=int, help=f"images per step, at most "
+                   f"{validate.MAX_BATCH:,} (default {d['batch_size']})")
     p.add_argument("--optimizer", help=f"sgd or adam (default {d['optimizer']})")
     p.add_argument("--lr", type=float, help="learning rate (default 0.001 for adam, 0.1 for sgd); "
                    "with --curriculum cusp the rate of the first stage")
@@ -55,24 +53,38 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-gamma", type=float, help=f"lr factor per milestone (default {d['lr_gamma']})")
     p.add_argument("--train-rotation", type=float, help="rotate each training image by its own angle "
                    "uniform in [-THETA, THETA] degrees, THETA in [0, 180] (default 0)")
-    p.add_argument("--adv-eps", type=float, help="PGD adversarial training radius in pixel space "
-                   "[0, 1], applied to the rotated images (default 0: no attack)")
-    p.add_argument("--adv-steps", type=int, help=f"PGD steps in training (default {d['adv_steps']})")
-    p.add_argument("--adv-step-size", type=float, help="PGD step size (default 2.5 * eps / steps)")
+    p.add_argument("--adv-eps", type=validate.number, help="PGD adversarial training radius in "
+                   "pixel space [0, 1], a number or a fraction such as 8/255, applied to the "
+                   "rotated images (default 0: no attack)")
+    p.add_argument("--adv-steps", type=int, help=f"PGD steps in training, at most "
+                   f"{validate.MAX_ATTACK_STEPS:,} (default {d['adv_steps']})")
+    p.add_argument("--adv-step-size", type=validate.number, help="PGD step size (default 2.5 * eps / steps)")
     p.add_argument("--no-adv-random-start", dest="adv_random_start", action="store_false",
                    help="start PGD at the image instead of a random point of the eps-ball")
+    p.add_argument("--adv-warmup", type=float, metavar="EPOCHS",
+                   help="ramp the training eps linearly from 0 over the first EPOCHS epochs "
+                   "(fractions allowed; per step; default 0: full eps from the start)")
+    p.add_argument("--lr-schedule", help="step (default: --lr-milestones) or cosine (every "
+                   "step's rate scaled by 0.5 (1 + cos(pi t / T)) over the run's T steps)")
+    p.add_argument("--robust-check", type=int, metavar="N",
+                   help="after every epoch, PGD-10 accuracy at the training eps on N held-out "
+                   "test images, recorded in metrics.json with any collapse of it "
+                   "(catastrophic overfitting) (default 0: off)")
     p.add_argument("--curriculum", help="'cusp': the paper's CuSP schedule (rotation 120/150/180, "
                    "eps 2/4/8 /255, lr /10 at each stage) scaled to --epochs; or stages "
                    "EPOCHS:THETA:EPS:LR,... adding up to --epochs")
     p.add_argument("--interpolation", help="rotation resampling: nearest (default, as the "
                    "authors' PIL code) or bilinear")
-    p.add_argument("--seed", type=int, help=f"seed of init, data order, angles, attacks (default {d['seed']})")
+    p.add_argument("--seed", type=int, help=f"seed of init, data order, angles, attacks, in [0, 2^63) "
+                   f"(default {d['seed']})")
     p.add_argument("--data-dir", help="folder holding MNIST/, FashionMNIST/ or cifar-10-batches-py/ "
                    "(default ./data; not used by mnist5k)")
     p.add_argument("--train-subset", type=int, help="train on a stratified subset of N images")
     p.add_argument("--test-subset", type=int, help="report test accuracy on a stratified subset of N images")
     p.add_argument("--model-kwarg", dest="model_kwargs", type=_model_kwarg, action="append",
-                   metavar="KEY=VALUE", help="extra model argument, e.g. invariant_head=true (repeatable)")
+                   metavar="KEY=VALUE", help="extra model argument, e.g. invariant_head=true; VALUE read "
+                   "as JSON or as Python's True / False / None and checked against the model's "
+                   "signature (repeatable)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels: torch.use_deterministic_algorithms, cuDNN "
                    "determinism, CUBLAS_WORKSPACE_CONFIG=:4096:8; on CUDA a resumed run then "
@@ -123,8 +135,8 @@ def config_from_args(args: argparse.Namespace, stored: dict | None = None) -> Tr
     return TrainConfig.from_dict(base)
 
 
-_SIZES = {"epochs": validate.MAX_STEPS, "adv_steps": validate.MAX_STEPS,
-          "batch_size": validate.MAX_SAMPLES, "train_subset": validate.MAX_SAMPLES,
+_SIZES = {"epochs": validate.MAX_EPOCHS, "adv_steps": validate.MAX_ATTACK_STEPS,
+          "batch_size": validate.MAX_BATCH, "train_subset": validate.MAX_SAMPLES,
           "test_subset": validate.MAX_SAMPLES}
 
 
@@ -137,6 +149,9 @@ def check_args(args: argparse.Namespace):
     for name, high in _SIZES.items():
         if getattr(args, name, None) is not None:
             validate.count(getattr(args, name), f"--{name.replace('_', '-')}", 1, high)
+    if getattr(args, "seed", None) is not None:
+        validate.seed(args.seed, "--seed")
+    check_run_folder(Path(args.out), "--out")
     return validate.device(args.device, "--device")
 
 

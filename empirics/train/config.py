@@ -11,13 +11,18 @@ from typing import Any
 
 import numpy as np
 
+from core import validate
 from core.errors import UsageError
 from empirics.data import DATASETS
-from empirics.models.registry import MODEL_NAMES
+from empirics.external import check_kwargs
+from empirics.models.registry import MODEL_NAMES, MODELS
 
 OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "cosine")
+MAX_ROBUST_CHECK = 10_000  # held-out images of the per-epoch robust-accuracy check
 INTERPOLATIONS = ("nearest", "bilinear")
 MAX_CROP_PAD = 16
+SHAPE_KWARGS = ("in_channels", "num_classes", "image_size", "mean", "std")  # set by the data set
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}  # sgd: the authors' CIFAR-10 value
 
 
@@ -148,14 +153,24 @@ class TrainConfig:
     # before the rotation; 0 / False leave the images as they are.
     random_crop: int = 0
     hflip: bool = False
+    # Short adversarial training (the field's usual aids): the training eps ramps linearly
+    # from 0 over the first `adv_warmup` epochs (fractions allowed; per step), and
+    # `lr_schedule="cosine"` scales the rate of every step by 0.5 (1 + cos(pi t / T)) over
+    # all T steps of the run (instead of the step milestones). `robust_check` > 0: after
+    # every epoch, PGD-10 accuracy at the training eps on that many held-out test images,
+    # so that a collapse of robust accuracy (catastrophic overfitting) is seen and recorded.
+    adv_warmup: float = 0.0
+    lr_schedule: str = "step"
+    robust_check: int = 0
 
     def __post_init__(self):
 
         _check(self.model in MODEL_NAMES, "model", f"one of {', '.join(MODEL_NAMES)}", self.model)
         _check(self.dataset in DATASETS, "dataset", f"one of {', '.join(DATASETS)}", self.dataset)
-        _check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "a positive integer", self.epochs)
-        _check(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer",
-               self.batch_size)
+        _check(_is_int(self.epochs) and 1 <= self.epochs <= validate.MAX_EPOCHS, "epochs",
+               f"an integer in [1, {validate.MAX_EPOCHS:,}]", self.epochs)
+        _check(_is_int(self.batch_size) and 1 <= self.batch_size <= validate.MAX_BATCH,
+               "batch_size", f"an integer in [1, {validate.MAX_BATCH:,}]", self.batch_size)
         _check(self.optimizer in OPTIMIZERS, "optimizer", "'sgd' or 'adam'", self.optimizer)
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
@@ -165,22 +180,33 @@ class TrainConfig:
                self.weight_decay)
         self._check_schedule()
         self._check_attack()
+        _check(_is_real(self.adv_warmup) and 0 <= self.adv_warmup <= self.epochs, "adv_warmup",
+               f"in [0, epochs={self.epochs}] (epochs of linear eps ramp)", self.adv_warmup)
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", "'step' or 'cosine'",
+               self.lr_schedule)
+        _check(self.lr_schedule == "step" or (self.curriculum is None and not self.lr_milestones),
+               "lr_schedule", "'step' when a curriculum or lr milestones set the rates",
+               self.lr_schedule)
+        _check(_is_int(self.robust_check) and 0 <= self.robust_check <= MAX_ROBUST_CHECK,
+               "robust_check", f"an integer in [0, {MAX_ROBUST_CHECK}] (held-out images)",
+               self.robust_check)
         _check(self.interpolation in INTERPOLATIONS, "interpolation", "'nearest' or 'bilinear'",
                self.interpolation)
-        _check(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer", self.seed)
+        _check(_is_int(self.seed) and 0 <= self.seed <= validate.MAX_SEED, "seed",
+               "an integer in [0, 2^63 - 1]", self.seed)
         for name in ("train_subset", "test_subset"):
             v = getattr(self, name)
-            _check(v is None or (_is_int(v) and v >= 1), name, "a positive integer or None", v)
-        _check(isinstance(self.model_kwargs, tuple) and all(
-            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in self.model_kwargs),
-            "model_kwargs", "a tuple of (name, value) pairs", self.model_kwargs)
+            _check(v is None or (_is_int(v) and 1 <= v <= validate.MAX_SAMPLES), name,
+                   f"an integer in [1, {validate.MAX_SAMPLES:,}] or None", v)
+        self._check_model_kwargs()
         for name in ("deterministic", "amp", "hflip"):
             _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         _check(_is_int(self.random_crop) and 0 <= self.random_crop <= MAX_CROP_PAD, "random_crop",
                f"an integer in [0, {MAX_CROP_PAD}] (pixels of padding)", self.random_crop)
         _coerce(self, ("lr", "momentum", "weight_decay", "lr_gamma", "train_rotation", "adv_eps",
-                       "adv_step_size"))
-        _coerce(self, ("epochs", "batch_size", "adv_steps", "seed", "train_subset", "test_subset"), int)
+                       "adv_step_size", "adv_warmup"))
+        _coerce(self, ("epochs", "batch_size", "adv_steps", "seed", "train_subset", "test_subset",
+                       "robust_check"), int)
 
     def _check_schedule(self) -> None:
         m = self.lr_milestones
@@ -201,11 +227,21 @@ class TrainConfig:
             _check(self.train_rotation == 0, "train_rotation", "0 when a curriculum sets theta",
                    self.train_rotation)
 
+    def _check_model_kwargs(self) -> None:
+        kw = self.model_kwargs
+        _check(isinstance(kw, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in kw),
+            "model_kwargs", "a tuple of (name, value) pairs", kw)
+        fixed = [k for k, _ in kw if k in SHAPE_KWARGS]
+        _check(not fixed, "model_kwargs", f"free of {', '.join(SHAPE_KWARGS)} (set by the data "
+               "set)", fixed)
+        check_kwargs(MODELS[self.model][0], dict(kw), f"model {self.model!r}")
+
     def _check_attack(self) -> None:
         _check(_is_real(self.adv_eps) and 0 <= self.adv_eps <= 1, "adv_eps", "in [0, 1] (pixel space)",
                self.adv_eps)
-        _check(_is_int(self.adv_steps) and self.adv_steps >= 1, "adv_steps", "a positive integer",
-               self.adv_steps)
+        _check(_is_int(self.adv_steps) and 1 <= self.adv_steps <= validate.MAX_ATTACK_STEPS,
+               "adv_steps", f"an integer in [1, {validate.MAX_ATTACK_STEPS:,}]", self.adv_steps)
         _check(self.curriculum is None or self.adv_eps == 0, "adv_eps", "0 when a curriculum sets eps",
                self.adv_eps)
         s = self.adv_step_size
@@ -225,6 +261,18 @@ class TrainConfig:
             if epoch < end:
                 return Stage(1, stage.theta, stage.eps, stage.lr)
         raise ValueError(f"`epoch` must be < {self.epochs}, got {epoch}")
+
+    def step_factors(self, epoch: int, step: int, steps_per_epoch: int) -> tuple[float, float]:
+        """(lr factor, eps factor) of training step `step` of `epoch` (both from
+        0): the cosine schedule and the eps warm-up; (1, 1) when neither is set."""
+        t = epoch * steps_per_epoch + step
+        lr = 1.0
+        if self.lr_schedule == "cosine":
+            lr = 0.5 * (1.0 + math.cos(math.pi * t / (self.epochs * steps_per_epoch)))
+        eps = 1.0
+        if self.adv_warmup > 0:
+            eps = min(1.0, (t + 1) / (self.adv_warmup * steps_per_epoch))
+        return lr, eps
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -49,17 +49,46 @@ class EpochMetrics:
     train_seconds: float
     eval_seconds: float
     train_images: int
+    # PGD-10 accuracy at the training eps on the held-out check images
+    # (TrainConfig.robust_check); None when not measured. Left out of the
+    # dict when None, so runs without the check keep their metrics.
+    robust_accuracy: float | None = None
 
     @property
     def images_per_second(self) -> float:
         return self.train_images / self.train_seconds if self.train_seconds > 0 else float("inf")
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if d["robust_accuracy"] is None:
+            del d["robust_accuracy"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "EpochMetrics":
-        return cls(**{f.name: d[f.name] for f in fields(cls)})
+        return cls(**{f.name: d[f.name] for f in fields(cls)
+                      if f.name in d or f.default is MISSING})
+
+
+# A robust-accuracy collapse (catastrophic overfitting, Wong et al. 2020): the
+# held-out PGD accuracy at the training eps falls below this fraction of the
+# best earlier epoch's at the same eps.
+COLLAPSE_FRACTION = 0.5
+
+
+def robust_collapse(history) -> dict | None:
+    """The first epoch whose held-out robust accuracy collapsed (below
+    COLLAPSE_FRACTION x the best earlier epoch at the same training eps), or None."""
+    best: dict[float, float] = {}
+    for m in history:
+        r = m.robust_accuracy
+        if r is None:
+            continue
+        if m.eps in best and r < COLLAPSE_FRACTION * best[m.eps]:
+            return {"epoch": m.epoch, "robust_accuracy": r, "best_before": best[m.eps],
+                    "eps": m.eps}
+        best[m.eps] = max(best.get(m.eps, 0.0), r)
+    return None
 
 
 @dataclass(frozen=True)
@@ -109,6 +138,33 @@ def read_config(run_dir: str | os.PathLike) -> TrainConfig:
         raise UsageError(f"invalid training config {path}: {err}") from None
 
 
+RECORDS = (CONFIG, CHECKPOINT, METRICS, "profile.json")  # files a run folder may hold
+
+
+def check_run_folder(out: str | os.PathLike, option: str = "--out") -> None:
+    """Before any work: every record the run folder holds is a regular file
+    (a `metrics.json` that is a folder would fail only after the training)."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for name in RECORDS:
+        path = out / name
+        if os.path.lexists(path) and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise UsageError(f"{option} {out}: {name} is {kind}; the run folder is damaged "
+                             f"(move {path} away)")
+
+
+def _check_finite(state, path: Path) -> None:
+    """Every floating-point tensor of a model state is finite (a diverged
+    run's NaN weights would only give NaN accuracies)."""
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() \
+                and not bool(torch.isfinite(tensor).all()):
+            raise UsageError(f"checkpoint {path} holds non-finite weights ({name}): the run "
+                             "diverged; train it again with --force (a lower --lr)")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """A checkpoint written by `train`, loaded with weights_only=True."""
     path = Path(path)
@@ -121,6 +177,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     needed = {"format", "epoch", "model", "optimizer", "generators", "history"}
     if not isinstance(ckpt, dict) or not needed <= set(ckpt) or ckpt["format"] != CHECKPOINT_FORMAT:
         raise UsageError(f"corrupt checkpoint {path}: not a checkpoint written by empirics.train")
+    if not isinstance(ckpt["model"], dict):
+        raise UsageError(f"corrupt checkpoint {path}: its model state is not a mapping")
+    _check_finite(ckpt["model"], path)
     return ckpt
 
 
@@ -163,6 +222,7 @@ def _existing_run(out: Path, config: TrainConfig, resume: bool, force: bool) -> 
     """Checks only (writes nothing): the checkpoint to resume from, or None to start afresh."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
+    check_run_folder(out)
     if not ((out / CONFIG).exists() or (out / CHECKPOINT).exists()):
         return None
     if not resume:
@@ -213,7 +273,7 @@ def write_metrics(out: Path, config: TrainConfig, history: list[EpochMetrics], t
     atomic_write_json(out / METRICS, {
         "config": config.to_dict(), "finished": len(history) == config.epochs,
         "epochs": [m.to_dict() for m in history], "threads": threads,
-        "provenance": provenance()})
+        "robust_collapse": robust_collapse(history), "provenance": provenance()})
 
 
 def metrics_lag(out: Path, config: TrainConfig, history: list[EpochMetrics]) -> bool:

@@ -117,17 +117,20 @@ def load_split(config: TrainConfig, split: str, download: bool = False) -> Image
 
 
 def augment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, stage: Stage,
-            config: TrainConfig, gens: dict[str, torch.Generator]) -> torch.Tensor:
+            config: TrainConfig, gens: dict[str, torch.Generator],
+            eps: float | None = None) -> torch.Tensor:
     """Crop and flip (if configured), rotate each image by its own angle in
-    [-theta, theta], then PGD at eps."""
+    [-theta, theta], then PGD at `eps` (default: the stage's; the warm-up
+    passes a smaller one)."""
+    eps = stage.eps if eps is None else eps
     if config.random_crop > 0 or config.hflip:
         x = random_crop_flip(x, config.random_crop, config.hflip, gens["crops"])  # (B, C, H, W)
 
     if stage.theta > 0:
         angles = random_angles(len(x), stage.theta, gens["angles"])  # (B,)
         x = rotate(x, angles, config.interpolation)  # (B, C, H, W)
-    if stage.eps > 0:
-        x = pgd(model, x, y, stage.eps, steps=config.adv_steps, step_size=config.adv_step_size,
+    if eps > 0:
+        x = pgd(model, x, y, eps, steps=config.adv_steps, step_size=config.adv_step_size,
                 random_start=config.adv_random_start, generator=gens["attack"],
                 validate=False)  # (B, C, H, W); data in [0, 1] since loading
     return x
@@ -167,20 +170,32 @@ def autocast(config: TrainConfig, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
-                 gens: dict[str, torch.Generator], bar) -> tuple[float, float]:
-    """One pass over `data` in a fresh random order; (mean loss, accuracy)."""
+def _set_lr(opt, lr: float) -> None:
     for group in opt.param_groups:
-        group["lr"] = stage.lr
+        group["lr"] = lr
+
+
+def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
+                 gens: dict[str, torch.Generator], bar, epoch: int = 0) -> tuple[float, float]:
+    """One pass over `data` in a fresh random order; (mean loss, accuracy).
+    Each step's lr and eps are the stage's times `config.step_factors`."""
+    _set_lr(opt, stage.lr)
     model.train()
     device, n = data.images.device, len(data)
+    n_batches = math.ceil(n / config.batch_size)
     order = torch.randperm(n, generator=gens["order"]).to(device)  # (N,)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
+    scheduled = config.lr_schedule != "step" or config.adv_warmup > 0
+    eps = stage.eps
     for k, start in enumerate(range(0, n, config.batch_size)):
+        if scheduled:
+            lr_factor, eps_factor = config.step_factors(epoch, k, n_batches)
+            _set_lr(opt, stage.lr * lr_factor)
+            eps = stage.eps * eps_factor
         idx = order[start:start + config.batch_size]  # (B,)
         y = data.labels[idx]  # (B,)
-        x = augment(model, data.images[idx], y, stage, config, gens)  # (B, C, H, W)
+        x = augment(model, data.images[idx], y, stage, config, gens, eps)  # (B, C, H, W)
         with autocast(config, device):
             logits = model(x)  # (B, K)
             loss = F.cross_entropy(logits, y)
@@ -204,7 +219,22 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 500) -> float:
     return int((pred == to_device(data.labels, pred.device)).sum()) / len(data)
 
 
-def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, progress) -> EpochMetrics:
+ROBUST_CHECK_STEPS = 10  # PGD steps of the per-epoch robust-accuracy check (step 2.5 eps / 10)
+
+
+def robust_accuracy(model: nn.Module, data: ImageData, eps: float, batch_size: int = 500) -> float:
+    """PGD-10 accuracy at `eps` (no random start: no generator touched) in eval mode."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(data), batch_size):
+        x, y = data.images[start:start + batch_size], data.labels[start:start + batch_size]
+        x_adv = pgd(model, x, y, eps, steps=ROBUST_CHECK_STEPS, validate=False)  # (B, C, H, W)
+        correct += int((predict(model, x_adv, batch_size) == to_device(y, x_adv.device)).sum())
+    return correct / len(data)
+
+
+def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, progress,
+               check_data: ImageData | None = None) -> EpochMetrics:
 
     stage = config.stage_at(epoch)
     n_batches = math.ceil(len(train_data) / config.batch_size)
@@ -212,18 +242,35 @@ def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, prog
                leave=False, disable=not progress, file=sys.stderr)
     t0 = time.perf_counter()
     with seeded_global_rng(train_data.images.device, _seed(config.seed, 100, epoch)):
-        loss, acc = _train_epoch(model, opt, train_data, stage, config, gens, bar)
+        loss, acc = _train_epoch(model, opt, train_data, stage, config, gens, bar, epoch)
     t1 = time.perf_counter()
+    if not (math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters())):
+        raise UsageError(f"epoch {epoch + 1}: training diverged (loss {loss:.4g} or weights not "
+                         "finite); lower --lr or check the data")
     test_acc = evaluate(model, test_data)
+    robust = None
+    if check_data is not None and stage.eps > 0:
+        robust = robust_accuracy(model, check_data, stage.eps)
     t2 = time.perf_counter()
     bar.close()
     m = EpochMetrics(epoch + 1, stage.theta, stage.eps, stage.lr, loss, acc, test_acc,
-                     t1 - t0, t2 - t1, len(train_data))
+                     t1 - t0, t2 - t1, len(train_data), robust)
     if progress:
         tqdm.write(f"epoch {m.epoch}/{config.epochs}  theta {m.theta:g}  eps {m.eps:.4g}  "
                    f"lr {m.lr:.3g}  loss {m.train_loss:.4f}  train acc {m.train_accuracy:.4f}  "
-                   f"test acc {m.test_accuracy:.4f}  {m.train_seconds:.1f} s", file=sys.stderr)
+                   f"test acc {m.test_accuracy:.4f}"
+                   + ("" if robust is None else f"  PGD-10 acc {robust:.4f}")
+                   + f"  {m.train_seconds:.1f} s", file=sys.stderr)
     return m
+
+
+def robust_check_data(config: TrainConfig, test_data: ImageData) -> ImageData | None:
+    """The held-out images of the per-epoch robust check (a stratified subset
+    of the run's test images, seed 0), or None when the config has none."""
+    if config.robust_check == 0:
+        return None
+    n = min(config.robust_check, len(test_data))
+    return test_data if n == len(test_data) else test_data.subset(n, seed=0)
 
 
 def _on(data: ImageData, device: torch.device) -> ImageData:
@@ -269,9 +316,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
             atomic_write_json(out / CONFIG, config.to_dict())
             if ckpt is not None and metrics_lag(out, config, history):
                 write_metrics(out, config, history, threads)  # killed before its metrics write
+            check = robust_check_data(config, test_data)
             for epoch in range(len(history), config.epochs):
                 history.append(_run_epoch(epoch, model, opt, train_data, test_data, config, gens,
-                                          progress))
+                                          progress, check))
                 _save(out, config, model, opt, gens, history, threads)
     return TrainResult(str(out), config, tuple(history))
 
