@@ -195,10 +195,11 @@ def _load_idx(name: str, root: Path, split: str, download: bool) -> ImageData:
         if download and ("Error downloading" in text or isinstance(err, OSError)):
             raise _download_failed(name, err, raw, files) from None
         if isinstance(err, pickle.UnpicklingError):
-            raise UsageError(f"cannot read dataset {name!r}: {root / _IDX_FOLDERS[name]}/processed/"
-                             "*.pt holds objects other than tensors and is refused (torch.load "
-                             "weights_only=True); remove it to read the raw idx files") from None
-        raise UsageError(f"cannot read dataset {name!r} under {root / _IDX_FOLDERS[name]}: "
+            raise UsageError(f"cannot read dataset {name!r} under --data-dir {root}: "
+                             f"{_IDX_FOLDERS[name]}/processed/*.pt holds objects other than "
+                             "tensors and is refused (torch.load weights_only=True); remove it to "
+                             "read the raw idx files") from None
+        raise UsageError(f"cannot read dataset {name!r} under --data-dir {root}: "
                          f"{type(err).__name__}: {_first_line(err)}") from None
     images = _to_images(ds.data.unsqueeze(1))  # (N, 1, 28, 28)
     return ImageData(images, ds.targets.to(torch.int64), name)

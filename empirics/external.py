@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import os
+import sys
+import types
+import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,16 +71,33 @@ def is_torchscript_spec(spec: str) -> bool:
     return Path(spec).is_file() or spec.lower().endswith(TORCHSCRIPT_SUFFIXES)
 
 
+def _import(module_name: str):
+    """The module, found as `python -m` would: the current folder first on
+    the search path (a console script does not put it there)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
 def resolve_callable(spec: str):
-    """'pkg.mod:name' or 'pkg.mod:Outer.name' -> the object."""
+    """'pkg.mod:name' or 'pkg.mod:Outer.name' -> the object; the module is
+    looked up in the current folder first, then on the Python path."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise UsageError(f"--model: expected PACKAGE.MODULE:CALLABLE or a TorchScript FILE.pt, "
                          f"got {spec!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except ModuleNotFoundError as err:
-        raise UsageError(f"--model: module {module_name!r} not found ({_first_line(err)})") from None
+        raise UsageError(f"--model: module {module_name!r} not found in the current folder or "
+                         f"on the Python path ({_first_line(err)}); run from the folder that "
+                         "holds it or add that folder to PYTHONPATH") from None
     except Exception as err:  # the user's module failed while importing
         raise UsageError(f"--model: importing module {module_name!r} failed: "
                          f"{type(err).__name__}: {_first_line(err)}") from None
@@ -124,6 +145,17 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> str:
     return sha256(path)
 
 
+def _holds_state_dict(path: str) -> bool:
+    """The file is a state dict (or a checkpoint holding one), read with weights_only=True."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
+    except Exception:
+        return False
+    return True
+
+
 def load_torchscript(path: str | os.PathLike) -> nn.Module:
     path = str(path)
     if not Path(path).is_file():
@@ -133,12 +165,77 @@ def load_torchscript(path: str | os.PathLike) -> nn.Module:
             warnings.simplefilter("ignore")
             return torch.jit.load(path, map_location="cpu")
     except Exception as err:
+        if _holds_state_dict(path):
+            raise UsageError(f"--model: {path} holds a state dict (weights), not a TorchScript "
+                             "module; pass --model MODULE:CALLABLE (the code that builds the "
+                             f"network) and --weights {path}") from None
         raise UsageError(f"--model: {path} is not a TorchScript module "
                          f"(torch.jit.load: {_first_line(err)})") from None
 
 
+def _hints(factory) -> dict:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable string annotations: check names only
+        return {}
+
+
+def _fits(value, hint) -> bool:
+    """`value` (read from JSON or a Python literal) is of the annotated type;
+    unknown or generic annotations accept anything."""
+    if hint is inspect.Parameter.empty or hint is typing.Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list, Sequence) or hint in (tuple, list):
+        return isinstance(value, (tuple, list))
+    return True
+
+
+def check_kwargs(factory, kwargs: Mapping, name: str, option: str = "--model-kwarg") -> None:
+    """Every keyword is a parameter of `factory` (unless it takes **kwargs)
+    and its value has the parameter's annotated type, or a UsageError
+    naming `option`: `invariant_head=maybe` or `"False"` never reaches a
+    constructor that would read a non-empty string as true."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    hints = _hints(factory)
+    for key, value in kwargs.items():
+        param = params.get(key)
+        if param is None or param.kind in (param.POSITIONAL_ONLY, param.VAR_POSITIONAL):
+            if open_ended:
+                continue
+            names = [k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY,
+                                                               p.POSITIONAL_OR_KEYWORD)]
+            raise UsageError(f"{option} {key}: {name} takes no argument {key!r}; it takes "
+                             f"{', '.join(names) or 'none'}")
+        hint = hints.get(key, param.annotation)
+        if isinstance(hint, str):  # an annotation that did not resolve
+            continue
+        if not _fits(value, hint):
+            shown = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            raise UsageError(f"{option} {key}={value!r}: {name} expects {shown} "
+                             "(JSON, or Python's True / False / None)")
+
+
 def build_from_callable(spec: str, kwargs: Mapping | None = None) -> nn.Module:
     factory = resolve_callable(spec)
+    check_kwargs(factory, dict(kwargs or {}), repr(spec))
     try:
         model = factory(**dict(kwargs or {}))
     except Exception as err:

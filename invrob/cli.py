@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 from importlib import metadata
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -26,10 +25,10 @@ from core.errors import ArgumentParser, UsageError, exit_on_usage_error
 from core.grids import parse_grid
 from core.io import atomic_write_bytes, atomic_write_json
 from empirics import autoattack
-from empirics.data import DATASETS, load
+from empirics.data import DATASETS, SUBSET_SEED, load
 from empirics.evaluate import evaluate
-from empirics.external import load_external, sha256
-from empirics.train import CHECKPOINT, load_model
+from empirics.external import check_classifier, load_external, with_input_normalization
+from empirics.profile import load_run, record_of, test_points
 from invrob.plot import profile_png
 
 PROG = "invrob"
@@ -81,20 +80,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ------------------------------------------------------------ invrob profile --model
+# options only the --model form takes: given without --model, the error names --model
+MODEL_OPTIONS = ("--model", "--weights", "--model-kwarg", "--attack", "--input-mean",
+                 "--input-std", "--out", "--k", "--grid-points", "--interpolation", "--dataset",
+                 "--download")
+
+
 def _wants_model_path(argv: list[str]) -> bool:
-    """--model given (or a bare --help, which documents both forms)."""
-    return argv in (["-h"], ["--help"]) or any(a == "--model" or a.startswith("--model=")
-                                              for a in argv)
-
-
-def _kwarg(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise UsageError(f"--model-kwarg: expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    """No arguments, a bare --help (which documents both forms), or any
+    option of the --model form."""
+    return argv in ([], ["-h"], ["--help"]) or any(a.split("=", 1)[0] in MODEL_OPTIONS
+                                                  for a in argv)
 
 
 def profile_parser() -> ArgumentParser:
@@ -104,14 +100,17 @@ def profile_parser() -> ArgumentParser:
         "random rotations, a grid of angles) over theta. Writes one JSON (--out) and a PNG "
         "next to it. Without --model, `invrob profile RUN_DIR ...` is exactly "
         "`python -m empirics.profile RUN_DIR ...`."))
-    p.add_argument("--model", required=True, metavar="SPEC", help="PACKAGE.MODULE:CALLABLE (a "
-                   "function or class returning an nn.Module), a TorchScript FILE.pt, or a run "
-                   "folder of this toolkit")
+    p.add_argument("--model", metavar="SPEC", help="PACKAGE.MODULE:CALLABLE (a function or "
+                   "class returning an nn.Module; the module is looked up in the current folder, "
+                   "then on the Python path), a TorchScript FILE.pt, or a run folder of this "
+                   "toolkit")
     p.add_argument("--weights", metavar="FILE", help="state dict to load into the model "
-                   "(torch.load with weights_only=True)")
+                   "(torch.load with weights_only=True); without it a CALLABLE's model is "
+                   "evaluated as it builds itself (said on stderr)")
     p.add_argument("--model-kwarg", dest="model_kwargs", action="append", default=[],
                    metavar="KEY=VALUE", help="keyword argument for CALLABLE, VALUE read as JSON "
-                   "when it parses (e.g. num_classes=10); repeatable")
+                   "or as Python's True / False / None (else a string), checked against the "
+                   "callable's signature and annotations (e.g. num_classes=10); repeatable")
     p.add_argument("--dataset", default=None, help="mnist5k (default, offline), mnist, "
                    "fashion-mnist or cifar10 (default for a run folder: its data set)")
     p.add_argument("--data-dir", default=None, help="folder holding MNIST/, FashionMNIST/ or "
@@ -125,21 +124,27 @@ def profile_parser() -> ArgumentParser:
                    help="pgd (default), autoattack (standard: APGD-CE, APGD-T, FAB-T, Square; "
                    "needs the autoattack extra) or both (each attack and the per-point worst case)")
     p.add_argument("--eps", default="0:0.3:0.05", help="L-inf radii in pixel space [0, 1]: "
-                   "START:STOP:STEP or a comma list (default 0:0.3:0.05)")
-    p.add_argument("--steps", type=int, default=40, help="PGD steps (default 40; step 2.5*eps/steps)")
+                   "START:STOP:STEP or a comma list; numbers or fractions such as 8/255 "
+                   "(default 0:0.3:0.05)")
+    p.add_argument("--steps", type=int, default=40, help="PGD steps, at most "
+                   f"{validate.MAX_ATTACK_STEPS:,} (default 40; step 2.5*eps/steps)")
     p.add_argument("--thetas", default="0:180:15", help="rotation budgets in degrees [0, 180] "
                    "(default 0:180:15)")
     p.add_argument("--k", type=int, default=10, help="random rotations per image for the "
-                   "worst-of-k attack (default 10)")
+                   f"worst-of-k attack, at most {validate.MAX_ROTATIONS} (default 10)")
     p.add_argument("--grid-points", type=int, default=31, help="angles of the grid attack in "
-                   "[-theta, theta], odd so 0 is included (default 31)")
+                   "[-theta, theta], odd so 0 is included, at most "
+                   f"{validate.MAX_GRID_ANGLES:,} (one per 0.1 degree; default 31)")
     p.add_argument("--interpolation", choices=("nearest", "bilinear"), default="nearest",
                    help="rotation resampling (default nearest)")
     p.add_argument("--n-test", type=int, default=None, help="a stratified subset of N test "
-                   "images (default: the whole test split)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the rotations and of AutoAttack "
-                   "(default 0)")
-    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default 500)")
+                   f"images drawn with the fixed subset seed {SUBSET_SEED} (the same N always "
+                   "gives the same images; their indices are in the JSON's test_points; "
+                   "default: the whole test split)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the rotations and of AutoAttack, "
+                   "in [0, 2^63) (default 0)")
+    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass, at "
+                   f"most {validate.MAX_BATCH:,} (default 500)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--out", default="evaluation.json", metavar="FILE.json",
                    help="result file (default evaluation.json); the PNG goes next to it")
@@ -150,17 +155,17 @@ def profile_parser() -> ArgumentParser:
 def _load_model(args):
     """(model, model record, default data set)."""
     spec = args.model
+    if not spec.strip():
+        raise UsageError("--model is empty; give PACKAGE.MODULE:CALLABLE, a TorchScript FILE.pt "
+                         "or a run folder")
     if Path(spec).is_dir():
         if args.weights is not None or args.model_kwargs:
             raise UsageError("--weights and --model-kwarg do not apply to a run folder")
-        model, config = load_model(spec, "cpu")
-        ckpt = Path(spec) / CHECKPOINT
-        record = {"kind": "run", "spec": str(spec), "weights": str(ckpt),
-                  "weights_sha256": sha256(ckpt), "kwargs": {}, "train_config": config.to_dict()}
+        model, config, record = load_run(spec, "cpu")
         return model, record, config.dataset
     if args.weights is not None:
         validate.input_file(args.weights, "--weights")
-    kwargs = dict(_kwarg(t) for t in args.model_kwargs)
+    kwargs = dict(validate.keyword(t, "--model-kwarg") for t in args.model_kwargs)
     model, source = load_external(spec, args.weights, kwargs)
     return model, source.to_dict(), "mnist5k"
 
@@ -192,37 +197,69 @@ def format_table(ev) -> str:
     return "\n".join(lines)
 
 
+def _check_profile_args(args, argv: list[str]) -> tuple:
+    """Every option of `invrob profile --model`, before any work: (eps grid,
+    theta grid, JSON path, PNG path, device)."""
+    if args.model is None:
+        given = sorted({a.split("=", 1)[0] for a in argv} & set(MODEL_OPTIONS))
+        raise UsageError("--model is required" + (f" with {', '.join(given)}" if given else "")
+                         + "; give --model SPEC (any classifier) or `invrob profile RUN_DIR` "
+                         "(a run folder of this toolkit)")
+    epsilons = parse_grid(args.eps, "--eps", 0.0, 1.0)
+    thetas = parse_grid(args.thetas, "--thetas", 0.0, 180.0)
+    validate.count(args.steps, "--steps", 1, validate.MAX_ATTACK_STEPS)
+    validate.count(args.k, "--k", 1, validate.MAX_ROTATIONS)
+    validate.count(args.grid_points, "--grid-points", 1, validate.MAX_GRID_ANGLES)
+    if args.grid_points % 2 == 0:
+        raise UsageError(f"--grid-points must be odd (so 0 is on the grid), got {args.grid_points}")
+    validate.count(args.batch_size, "--batch-size", 1, validate.MAX_BATCH)
+    validate.seed(args.seed, "--seed")
+    if args.n_test is not None:
+        validate.count(args.n_test, "--n-test", high=validate.MAX_SAMPLES)
+    out = validate.output_file(args.out, "--out")
+    png = out.with_suffix(".png")
+    if png == out:
+        raise UsageError(f"--out {out}: give a file name ending in .json")
+    validate.output_file(png, "--out")  # the PNG next to it, checked before any work
+    device = validate.device(args.device)
+    if args.data_dir is not None:
+        (validate.output_dir if args.download else validate.folder_path)(args.data_dir,
+                                                                          "--data-dir")
+    if args.attack in ("autoattack", "both"):
+        autoattack.require()  # one line telling how to install it, before any work
+    return epsilons, thetas, out, png, device
+
+
+def _input_note(record: dict) -> str:
+    norm = record.get("input_normalization")
+    if not norm:
+        return "input: pixels in [0, 1]"
+    fmt = lambda v: ",".join(f"{x:.4g}" for x in v)  # noqa: E731
+    return f"input normalised inside: mean {fmt(norm['mean'])}, std {fmt(norm['std'])}"
+
+
 def profile_main(argv: list[str]) -> int:
     """`invrob profile --model ...`: evaluate, write FILE.json and FILE.png."""
+    if not argv:
+        print(f"{PROFILE_PROG}: error: give RUN_DIR (a run folder of this toolkit) or --model "
+              f"SPEC (any classifier); see `{PROFILE_PROG} --help`", file=sys.stderr)
+        return 2
     args = profile_parser().parse_args(argv)
     with exit_on_usage_error(PROFILE_PROG):
-        epsilons = parse_grid(args.eps, "--eps", 0.0, 1.0)
-        thetas = parse_grid(args.thetas, "--thetas", 0.0, 180.0)
-        validate.count(args.steps, "--steps")
-        validate.count(args.k, "--k")
-        validate.count(args.grid_points, "--grid-points")
-        if args.grid_points % 2 == 0:
-            raise UsageError(f"--grid-points must be odd (so 0 is on the grid), got {args.grid_points}")
-        validate.count(args.batch_size, "--batch-size")
-        if args.n_test is not None:
-            validate.count(args.n_test, "--n-test", high=validate.MAX_SAMPLES)
-        out = validate.output_file(args.out, "--out")
-        png = out.with_suffix(".png")
-        if png == out:
-            raise UsageError(f"--out {out}: give a file name ending in .json")
-        device = validate.device(args.device)
-        if args.data_dir is not None:
-            validate.folder_path(args.data_dir, "--data-dir")
-        if args.attack in ("autoattack", "both"):
-            autoattack.require()  # one line telling how to install it, before any work
+        epsilons, thetas, out, png, device = _check_profile_args(args, argv)
         model, record, default_dataset = _load_model(args)
         dataset = args.dataset or default_dataset
-        data = load(dataset, "test", args.data_dir, download=args.download)
-        if args.n_test is not None:
-            if args.n_test > len(data):
-                raise UsageError(f"--n-test must be in [1, {len(data)}], got {args.n_test}")
-            data = data.subset(args.n_test, seed=0)
+        if dataset not in DATASETS:
+            raise UsageError(f"--dataset {dataset!r} is unknown; choose from {', '.join(DATASETS)}")
+        data, points = test_points(load(dataset, "test", args.data_dir, download=args.download),
+                                   args.n_test)
         model = model.to(device)
+        check_classifier(with_input_normalization(model, args.input_mean, args.input_std,
+                                                  data.images.shape[1]),
+                         data.images, DATASETS[dataset].num_classes, dataset)
+        if record["kind"] == "callable" and args.weights is None:
+            print(f"{PROFILE_PROG}: warning: no --weights: {record['spec']} is evaluated as it "
+                  "builds itself (random weights unless it loads its own)", file=sys.stderr)
         ev = evaluate(model, data.images, data.labels, epsilons, attack=args.attack,
                       steps=args.steps, thetas=thetas, k=args.k, n_grid=args.grid_points,
                       seed=args.seed, num_classes=DATASETS[dataset].num_classes,
@@ -231,8 +268,8 @@ def profile_main(argv: list[str]) -> int:
                       dataset=dataset, model_info=record,
                       command=f"{PROFILE_PROG} {shlex.join(argv)}".rstrip(),
                       progress=not args.quiet and sys.stderr.isatty())
-        image = profile_png(ev, f"{record['spec']} on {dataset}")
-        atomic_write_json(out, ev.to_dict())
+        image = profile_png(ev, f"{record['spec']} on {dataset}; {_input_note(ev.model)}")
+        atomic_write_json(out, record_of(ev, points))
         atomic_write_bytes(png, image)
     print(format_table(ev))
     print(f"wrote {out} and {png}")

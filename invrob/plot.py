@@ -1,5 +1,6 @@
 """The PNG of an `Evaluation`: robust accuracy over eps per attack (left),
-rotation profiles over theta (right), Wilson 95 % bands."""
+rotation profiles over theta (right), Wilson 95 % bands; legends under the
+axes, the title naming the model, the data set and the input normalisation."""
 from __future__ import annotations
 
 import io
@@ -23,16 +24,21 @@ def _line(ax, x, estimates, label, color, style="-"):
                     color=color, alpha=0.15, lw=0)
 
 
+def _legend_below(ax):
+    """The legend under the axes, where it can cover no curve."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
+
+
 def profile_figure(ev: Evaluation, title: str | None = None):
     """A matplotlib Figure of both profiles of `ev`."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.4))
     names = list(ev.attacks) + (["worst_case"] if len(ev.attacks) > 1 else [])
     for name in names:
         _line(left, ev.epsilons, ev.robust_accuracy(name), LABELS[name].format(steps=ev.pgd_steps),
               COLORS[name], "--" if name == "worst_case" else "-")
     left.set(xlabel="ε (L∞ budget, pixel scale)", ylabel="robust accuracy", ylim=(-0.02, 1.02),
              title=f"Robustness profile (n = {ev.n})")
-    left.legend(loc="upper right")
+    _legend_below(left)
     if ev.invariance is not None and ev.spatial is not None:
         th = ev.invariance.thetas
         _line(right, th, ev.invariance.accuracy, "accuracy, random rotation", COLORS["random"])
@@ -42,11 +48,11 @@ def profile_figure(ev: Evaluation, title: str | None = None):
               COLORS["worst_of_k"])
         _line(right, th, ev.spatial.grid_accuracy, f"accuracy, grid of {ev.spatial.n_grid}",
               COLORS["grid"])
-        right.legend(loc="upper right")
+        _legend_below(right)
     right.set(xlabel="θ (rotations in [-θ°, θ°])", ylabel="rate", ylim=(-0.02, 1.02),
               title="Rotation profiles")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

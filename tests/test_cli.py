@@ -141,12 +141,39 @@ def test_profile_writes_json_and_prints_a_table(trained, capsys):
                                         "--steps", "2", "--n-test", "60"], capsys)
     assert code == 0
     record = json.loads((trained / "profile.json").read_text())
-    assert record["n_test"] == 60 and record["train_config"]["train_rotation"] == 30.0
-    assert record["invariance"]["thetas"] == [0.0, 45.0, 90.0]
-    assert record["robustness"]["epsilons"] == [0.0, 0.1]
-    assert "theta" in out and "eps" in out and "profile.json" in out
+    # the one profile schema, whichever command writes it (invrob profile --model RUN_DIR too)
+    assert record["schema"] == "invrob.evaluation/1" and record["n_examples"] == 60
+    assert record["model"]["train_config"]["train_rotation"] == 30.0
+    assert record["model"]["kind"] == "run" and record["model"]["epoch"] == 1
+    assert record["model"]["finished"] is True
+    points = record["test_points"]
+    assert points["n"] == 60 and points["subset_seed"] == 0 and len(points["indices"]) == 60
+    assert record["rotation"]["invariance"]["thetas"] == [0.0, 45.0, 90.0]
+    assert record["eps"] == [0.0, 0.1] and record["attacks"]["pgd"]["steps"] == 2
+    assert "theta" in out and "eps" in out and "profile.json" in out and "epoch 1" in out
     # theta = 0 leaves every image as is: invariance is exactly 1
-    assert record["invariance"]["invariance"][0]["estimate"] == 1.0
+    assert record["rotation"]["invariance"]["invariance"][0]["estimate"] == 1.0
+    assert not list(trained.glob(".lock*")) and not list(trained.glob(".profile.json.*"))
+
+
+def test_profile_refuses_a_run_folder_being_trained(trained, capsys):
+    """The run folder's lock, held by a live process, is named; nothing is written."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        from core.lock import process_start
+        import socket
+        lock = {"pid": sleeper.pid, "host": socket.gethostname(), "started": "now",
+                "start_ticks": process_start(sleeper.pid)}
+        (trained / ".lock").write_text(json.dumps(lock))
+        before = {p.name: p.stat().st_mtime_ns for p in trained.iterdir()}
+        code, _, err = run_main(prof.main, [str(trained), "--thetas", "0", "--eps", "0"], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert f"pid {sleeper.pid}" in err
+        assert {p.name: p.stat().st_mtime_ns for p in trained.iterdir()} == before
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        (trained / ".lock").unlink(missing_ok=True)
 
 
 def test_module_entry_points_exit_2_in_a_real_process(tmp_path):

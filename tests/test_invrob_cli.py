@@ -56,6 +56,11 @@ def not_a_module():
     return 42
 
 
+def switched(invariant: bool = False, width: int = 8) -> nn.Module:
+    """A Tiny whose keyword arguments are annotated."""
+    return Tiny()
+
+
 def broken():
     raise RuntimeError("no weights here")
 
@@ -180,6 +185,10 @@ def test_profile_a_torchscript_file(tmp_path, capsys, models):
     assert code == 0, err
     d = json.loads(out.read_text())
     assert d["model"]["kind"] == "torchscript"
+    full = load("mnist5k", "test")
+    assert d["test_points"] == {"split": "test", "n": 12, "of": len(full), "subset_seed": 0,
+                                "indices": full.subset_indices(12, 0).tolist()}
+    assert "warning" not in err  # a TorchScript file carries its weights
     test = load("mnist5k", "test").subset(12, seed=0)
     clean = predictions(net, test.images) == test.labels
     assert d["per_point"]["clean_correct"] == "".join("1" if c else "0" for c in clean.tolist())
@@ -206,6 +215,13 @@ def _bad_weights(tmp_path):
     return str(tmp_path / "bad.pt")
 
 
+def _state_dict_file(tmp_path):
+    import invrob_test_models as m
+
+    torch.save(m.Tiny().state_dict(), tmp_path / "tiny_weights.pt")
+    return str(tmp_path / "tiny_weights.pt")
+
+
 def _wrong_shape_script(tmp_path):
     torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(784, 7))).save(str(tmp_path / "seven.pt"))
     return str(tmp_path / "seven.pt")
@@ -229,6 +245,13 @@ def _wrong_shape_script(tmp_path):
     (lambda t: ["--model", "invrob_test_models:Tiny", "--input-mean", "0.1,0.2"], "--input-mean"),
     (lambda t: ["--model", "invrob_test_models:Tiny", "--grid-points", "4"], "--grid-points"),
     (lambda t: ["--model", "invrob_test_models:Tiny", "--eps", "0,2"], "--eps"),
+    (lambda t: ["--model", "invrob_test_models:switched", "--model-kwarg", "invariant=maybe"],
+     "expects bool"),
+    (lambda t: ["--model", "invrob_test_models:switched", "--model-kwarg", "depth=3"],
+     "takes no argument 'depth'"),
+    (lambda t: ["--model", _state_dict_file(t)], "--weights"),
+    (lambda t: ["--model", ""], "--model is empty"),
+    (lambda t: ["--weights", _bad_weights(t)], "--model is required with --out, --weights"),
 ])
 def test_bad_model_input_is_one_line_exit_2_and_writes_nothing(make_argv, needle, tmp_path,
                                                               capsys, models):
@@ -252,7 +275,8 @@ def test_rejected_image_shape_is_one_line_exit_2(tmp_path, capsys, models):
 
 
 def test_autoattack_without_torchattacks_says_how_to_install(tmp_path, capsys, models, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torchattacks", None)  # import torchattacks -> ImportError
+    for library in ("torchattacks", "pyautoattack"):  # import LIBRARY -> ImportError
+        monkeypatch.setitem(sys.modules, library, None)
     out = tmp_path / "e.json"
     code, _, err = run(["profile", "--model", "invrob_test_models:Tiny", "--attack", "autoattack",
                         "--out", str(out), "--n-test", "4", "--quiet"], capsys)
@@ -268,3 +292,69 @@ def test_console_script_exits_2_in_a_real_process(tmp_path):
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "no_such_module_y" in proc.stderr and not (tmp_path / "e.json").exists()
+    # a module in the current folder is found, as `python -m` finds it
+    (tmp_path / "here_mod.py").write_text("def f():\n    return 3\n")
+    proc = subprocess.run([*cmd, "profile", "--model", "here_mod:f", "--out",
+                           str(tmp_path / "e.json")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "returned int, not a torch.nn.Module" in proc.stderr
+
+
+def test_profile_with_no_arguments_names_both_forms(capsys):
+    code, out, err = run(["profile"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "RUN_DIR" in err and "--model" in err and "invrob profile:" in err
+
+
+def test_model_kwargs_read_python_literals_and_follow_annotations(models, tmp_path, capsys):
+    from core import validate
+    from empirics.external import check_kwargs
+    import invrob_test_models as m
+
+    assert validate.keyword("invariant=False", "--model-kwarg") == ("invariant", False)
+    assert validate.keyword("invariant=false", "--model-kwarg") == ("invariant", False)
+    assert validate.keyword("x=None", "--model-kwarg") == ("x", None)
+    assert validate.keyword("name=abc", "--model-kwarg") == ("name", "abc")
+    check_kwargs(m.switched, {"invariant": False, "width": 4}, "switched")
+    for bad in ({"invariant": "False"}, {"width": 2.5}, {"width": True}):
+        with pytest.raises(ValueError, match="switched expects"):
+            check_kwargs(m.switched, bad, "switched")
+    out = tmp_path / "k.json"
+    code, _, err = run(["profile", "--model", "invrob_test_models:switched", "--model-kwarg",
+                        "invariant=False", "--out", str(out), *FAST], capsys)
+    assert code == 0, err
+    assert json.loads(out.read_text())["model"]["kwargs"] == {"invariant": False}
+    # no --weights: said once on stderr, the run goes on
+    assert err.count("\n") == 1 and "warning: no --weights" in err
+
+
+def test_eps_as_fractions(models, tmp_path, capsys):
+    out = tmp_path / "f.json"
+    code, _, err = run(["profile", "--model", "invrob_test_models:Tiny", "--out", str(out),
+                        *FAST, "--eps", "0,8/255"], capsys)
+    assert code == 0, err
+    assert json.loads(out.read_text())["eps"] == [0.0, 8 / 255]
+
+
+@pytest.mark.slow
+def test_one_profile_schema_for_a_run_folder_whichever_command(tmp_path, capsys):
+    """`python -m empirics.profile RUN_DIR` and `invrob profile --model RUN_DIR`
+    write one schema with the same numbers for the same measurement."""
+    run_dir = tmp_path / "run"
+    tr.main(["--out", str(run_dir), *TINY_TRAIN])
+    args = ["--thetas", "0,45", "--eps", "0,0.1", "--steps", "2", "--n-test", "30", "--quiet"]
+    prof.main([str(run_dir), *args])
+    a = json.loads((run_dir / "profile.json").read_text())
+    out = tmp_path / "ev.json"
+    code, _, err = run(["profile", "--model", str(run_dir), "--out", str(out), "--k", "2",
+                        "--grid-points", "3", *args], capsys)
+    assert code == 0, err
+    b = json.loads(out.read_text())
+    assert a["schema"] == b["schema"] == "invrob.evaluation/1"
+    assert set(a) == set(b) and set(a["model"]) <= set(b["model"])
+    for key in ("eps", "clean_acc", "robust_acc", "per_point", "test_points", "n_examples"):
+        assert a[key] == b[key], key
+    assert a["rotation"]["invariance"] == b["rotation"]["invariance"]
+    assert a["attacks"]["pgd"] == b["attacks"]["pgd"]
+    assert a["model"]["epoch"] == b["model"]["epoch"] == 1
+    assert "spatial" in b["rotation"] and "spatial" not in a["rotation"]
