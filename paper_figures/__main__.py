@@ -16,6 +16,7 @@ from core import validate
 from core.errors import ArgumentParser, UsageError, exit_on_usage_error
 from paper_figures.commands import check_names, default_out_dir, plot_figure, run_and_plot
 from pipeline import make
+from pipeline.checkpoint_storage import open_storage
 from pipeline.experiments import (CHECK_RUN_SETS, FIGURE_NAMES, MNIST_SHAPED, SCALES, declared,
                                   figure)
 from pipeline.runstore import DEFAULT_ROOT, RunStore
@@ -51,11 +52,18 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                         "(default: on CUDA 4 runs share the GPU, pipeline.sweep.RUNS_PER_GPU; "
                         "else min(2, cores))")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
-                   help="run on a Ray cluster ('auto', ray://host:port, or 'local' for a Ray "
-                        "instance on this machine), one task per run; "
-                        "--store must then be on a file system every node shares")
+                   help="run on a Ray cluster ('auto', ray://host:port, host:port, or 'local' "
+                        "for a Ray instance on this machine), one task per run; each task "
+                        "returns its run's records and this process writes them into --store "
+                        "(no shared file system needed)")
     p.add_argument("--gpus-per-run", type=float, default=0.0,
-                   help="GPUs each Ray task asks for (default 0)")
+                   help="GPUs each Ray task asks for, fractions allowed (default 0); recorded "
+                        "in each run's provenance")
+    p.add_argument("--checkpoint-storage", metavar="URI", default=None,
+                   help="with --ray: where tasks keep their checkpoints (a local path, or any "
+                        "URI pyarrow.fs or fsspec opens, e.g. s3://bucket/folder), so a task "
+                        "retried on another node resumes from its last epoch (default: each "
+                        "checkpoint stays on the node that trained it)")
     p.add_argument("--data-dir", default=None,
                    help="folder holding MNIST/ or cifar-10-batches-py/ (default ./data; "
                         "mnist5k needs none)")
@@ -98,7 +106,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _options(args):
-    return RunOptions(args.data_dir, args.download, args.device, not args.quiet)
+    return RunOptions(args.data_dir, args.download, args.device, not args.quiet,
+                      checkpoint_storage=args.checkpoint_storage)
 
 
 def _cmd_run(args) -> None:
@@ -125,7 +134,8 @@ def _cmd_plot(args) -> None:
 def _cmd_all(args) -> None:
     status = run_and_plot(FIGURE_NAMES, args.scale, args.store, args.jobs, args.ray,
                           args.gpus_per_run, args.data_dir, args.download, args.out,
-                          not args.quiet, args.device, dataset=args.dataset)
+                          not args.quiet, args.device, dataset=args.dataset,
+                          checkpoint_storage=args.checkpoint_storage)
     for name, what in status.items():
         print(f"{name}: {what}")
 
@@ -180,6 +190,11 @@ def check_args(args) -> None:
         validate.device(args.device, "--device")
         if args.ray is not None:
             validate.ray_address(args.ray, "--ray")
+        if args.checkpoint_storage is not None:
+            if args.ray is None:
+                raise UsageError("`--checkpoint-storage` applies to Ray sweeps only (local runs "
+                                 "checkpoint into --store); add --ray ADDRESS")
+            open_storage(args.checkpoint_storage, "--checkpoint-storage")
 
 
 def main(argv=None) -> int:

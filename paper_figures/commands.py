@@ -132,7 +132,8 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
                  data_dir: str | None = None, download: bool = False,
                  out_dir: str | os.PathLike | None = None, progress: bool = True,
                  device: str | None = None, command: str | None = None,
-                 dataset: str | None = None) -> dict[str, str]:
+                 dataset: str | None = None,
+                 checkpoint_storage: str | None = None) -> dict[str, str]:
     """Make what the figures of `names` whose data set is available still
     miss, then draw those that are missing or stale.
     Returns {name: "plotted" | "up to date" | "skipped: <reason>"}."""
@@ -141,7 +142,8 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
     names = check_names(names)
     ready, status = make.ready(names, scale, dataset, data_dir, download)
     make.ensure(ready, store, jobs, ray, gpus_per_run,
-                RunOptions(data_dir, download, device, progress))
+                RunOptions(data_dir, download, device, progress,
+                           checkpoint_storage=checkpoint_storage))
     for fig in ready:
         if figure_current(fig, store, out):
             status[fig.name] = "up to date"

@@ -152,8 +152,7 @@ class RunWatcher:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        if exc[0] is None:
-            self.poll()  # the last epoch's checkpoint
+        self.poll()  # the last epoch's checkpoint, also when the run failed after it
         if self.board is not None:
             self.board.ended.remote(self.key)
 
