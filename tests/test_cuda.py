@@ -37,11 +37,18 @@ def tiny(**changes) -> TrainConfig:
 
 @pytest.fixture
 def no_sync():
-    """Any operation inside that waits for the GPU raises."""
+    """Any operation inside that waits for the GPU raises RuntimeError (so a
+    test that returns passed without one). Yields `bites()`, which asserts
+    that a read-back does raise there: the mode was on for the whole test."""
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
+
+    def bites():
+        with pytest.raises(RuntimeError, match="synchroniz"):
+            float(torch.ones(1, device=CUDA).sum())  # a read-back waits for the GPU
+
     try:
-        yield
+        yield bites
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
@@ -65,8 +72,10 @@ def test_rotate_on_cuda_matches_cpu(mode):
 
 def test_rotate_with_host_angles_does_not_wait_for_the_gpu(no_sync):
     x = torch.rand(32, 1, 28, 28, device=CUDA)
-    rotate(x, random_angles(32, 90.0), "nearest")
-    rotate(x, 30.0, "bilinear")
+    nearest = rotate(x, random_angles(32, 90.0), "nearest")
+    bilinear = rotate(x, 30.0, "bilinear")
+    assert nearest.shape == bilinear.shape == x.shape and nearest.device == x.device
+    no_sync()  # a read-back would have raised above
 
 
 # ---------------------------------------------------------------- attacks
@@ -86,9 +95,13 @@ def test_pgd_steps_do_not_wait_for_the_gpu(no_sync):
     model = small_cnn().to(CUDA)
     x = torch.rand(64, 1, 12, 12, device=CUDA)
     y = torch.randint(0, 10, (64,), device=CUDA)
-    pgd(model, x, y, 0.1, steps=5, random_start=True, generator=torch.Generator().manual_seed(0),
-        validate=False)
-    pgd(model, x, y, 0.1, steps=5, early_stop=True, validate=False)
+    runs = [pgd(model, x, y, 0.1, steps=5, random_start=True,
+                generator=torch.Generator().manual_seed(0), validate=False),
+            pgd(model, x, y, 0.1, steps=5, early_stop=True, validate=False)]
+    assert all(a.shape == x.shape and a.device == x.device for a in runs)
+    no_sync()  # a read-back would have raised above
+    for adv in runs:  # and the iterates stay in the ball
+        assert float((adv - x).abs().max()) <= 0.1 + 1e-6
 
 
 def test_pgd_profile_on_cuda_agrees_with_cpu():
@@ -120,6 +133,9 @@ def test_pgd_profile_steps_do_not_wait_for_the_gpu(no_sync):
     for _ in range(5):
         pool.refill(None)
         _step_static(model, pool)
+    no_sync()  # a read-back would have raised above
+    torch.cuda.set_sync_debug_mode("default")
+    assert int(pool.pair_steps) > 0 and int(pool.entered) >= 32  # the pool did work
 
 
 def test_robustness_profile_accepts_cpu_data_for_a_cuda_model():
@@ -173,7 +189,10 @@ def test_augment_does_not_wait_for_the_gpu(no_sync):
     y = torch.randint(0, 10, (50,), device=CUDA)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
-    tr.augment(model, x, y, config.stage_at(0), config, gens)
+    out = tr.augment(model, x, y, config.stage_at(0), config, gens)
+    no_sync()  # a read-back would have raised above
+    torch.cuda.set_sync_debug_mode("default")
+    assert out.shape == x.shape and out.device == x.device
 
 
 def test_compiled_pgd_profile_on_cuda_agrees_with_eager():

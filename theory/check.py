@@ -22,7 +22,6 @@ from core.errors import ArgumentParser, exit_on_usage_error
 from theory.distribution import DEFAULT_CHUNK
 
 PROG = "python -m theory.check"
-CheckResult = TheoremCheck  # the earlier name
 
 
 def all_classifiers(config: CheckConfig) -> tuple:
