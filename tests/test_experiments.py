@@ -219,4 +219,26 @@ def test_full_cpu_declares_fig1_on_all_training_images_with_two_seeds():
     fig = figure("fig1", "full-cpu", "fashion-mnist")
     assert fig.seeds == (0, 1) and len(fig.runs) == 14
     assert all(r.train.train_subset is None and r.n_test == 1000 for r in fig.runs)
-    assert not declared("fig3", "full-cpu")
+
+
+def test_full_cpu_declares_the_whole_paper_on_all_training_images():
+    # issue: Fig. 3 at >= 4 rotations, Fig. 5 at eps 0 and >= 3 training eps, the curriculum
+    # against its baselines, each with >= 2 seeds, all on every training image
+    for name in ("fig3", "fig5", "curriculum", "corollary"):
+        assert declared(name, "full-cpu"), name
+    fig3 = figure("fig3", "full-cpu", "fashion-mnist")
+    assert len(fig3.seeds) >= 2 and len({r.train.train_rotation for r in fig3.runs}) >= 4
+    fig5 = figure("fig5", "full-cpu", "fashion-mnist")
+    eps = sorted({r.train.adv_eps for r in fig5.runs})
+    assert len(fig5.seeds) >= 2 and eps[0] == 0 and len(eps) >= 4
+    # the training eps lie inside the profiles' grid, and every LeNet is short-PGD trained
+    assert max(eps) <= max(fig5.runs[0].epsilons)
+    assert all(r.train.lr_schedule == "cosine" and r.train.robust_check > 0 for r in fig5.runs)
+    assert any("PGD-40" in d and "ramped" in d and "PGD-2" in d for d in fig5.deviations)
+    cur = figure("curriculum", "full-cpu", "fashion-mnist")
+    assert len(cur.seeds) >= 2 and sum(r.train.curriculum is not None for r in cur.runs) == 2
+    stages = next(r.train.curriculum for r in cur.runs if r.train.curriculum is not None)
+    assert [s.theta for s in stages] == [120.0, 150.0, 180.0]  # every CuSP stage kept
+    for fig in (fig3, fig5, cur):
+        assert all(r.train.train_subset is None and r.train.dataset == "fashion-mnist"
+                   for r in fig.runs)
