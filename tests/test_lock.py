@@ -132,6 +132,18 @@ def test_many_processes_taking_over_one_stale_lock_leave_one_owner(tmp_path):
     go.write_text("")
     outs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert sorted(outs) == ["owner", "refused", "refused", "refused"], outs
+    assert not (tmp_path / ".lock.guard").exists()  # each take-over removes its guard
+
+
+def test_a_take_over_and_the_next_owner_leave_no_guard_file(tmp_path):
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": _dead_pid(),
+                                                  "host": socket.gethostname(), "started": "x"}))
+    with RunLock(tmp_path):
+        assert not (tmp_path / ".lock.guard").exists()
+    (tmp_path / ".lock.guard").write_text("")  # left by a take-over killed half-way
+    with RunLock(tmp_path):
+        pass
+    assert sorted(os.listdir(tmp_path)) == []
 
 
 # ---------------------------------------------------------------- trainers
