@@ -178,13 +178,21 @@ class RunStore:
 
         folder = self.run_dir(spec)
         metrics_path = folder / METRICS_FILE
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-        robustness = {float(item["test_rotation"]): RobustnessProfile.from_dict(item["profile"])
-                      for item in payload["robustness"]}
-        cpu = payload.get("cpu_seconds")
-        return RunRecord(spec, metrics, InvarianceProfile.from_dict(payload["invariance"]),
-                         robustness, float(payload.get("seconds", 0.0)), folder,
-                         None if cpu is None else float(cpu), self._measurements(spec))
+        try:  # a damaged record is one UsageError naming its file, never a traceback
+            metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        except (OSError, ValueError) as err:
+            raise UsageError(f"damaged record {metrics_path}: {type(err).__name__}") from None
+        try:
+            robustness = {float(item["test_rotation"]): RobustnessProfile.from_dict(item["profile"])
+                          for item in payload["robustness"]}
+            invariance = InvarianceProfile.from_dict(payload["invariance"])
+            cpu = payload.get("cpu_seconds")
+            seconds, cpu = float(payload.get("seconds", 0.0)), None if cpu is None else float(cpu)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise UsageError(f"damaged record {folder / PROFILES_FILE}: {type(err).__name__}: "
+                             f"{str(err)[:120]}") from None
+        return RunRecord(spec, metrics, invariance, robustness, seconds, folder, cpu,
+                         self._measurements(spec))
 
     def _measurements(self, spec: RunSpec) -> dict:
         """{name: record} of every measurement stored for `spec` (a file that

@@ -371,3 +371,27 @@ def test_good_paths_pass_and_are_not_created(tmp_path):
     validate.output_file(tmp_path / "x.png", "--plot")  # replacing a file is fine
     assert (tmp_path / "x.png").read_text() == "old"
     assert str(validate.device("cpu")) == "cpu"
+
+
+@pytest.mark.parametrize("damage", ["profiles_fields", "metrics_json"])
+def test_a_damaged_store_record_is_one_line_naming_the_file(tmp_path, capsys, damage):
+    from pipeline.experiments import figure
+    from pipeline.runstore import RunStore
+
+    store = RunStore(tmp_path / "store")
+    spec = figure("fig1", "quick").runs[0]
+    folder = store.run_dir(spec)
+    folder.mkdir(parents=True)
+    if damage == "profiles_fields":  # the key matches, the fields are missing
+        (folder / "profiles.json").write_text(json.dumps({"key": spec.key}))
+        bad = folder / "profiles.json"
+    else:
+        (folder / "profiles.json").write_text(json.dumps({"key": spec.key, "invariance": {},
+                                                          "robustness": []}))
+        (folder / "metrics.json").write_text("{not json")
+        bad = folder / "metrics.json"
+    with pytest.raises(SystemExit) as exc:
+        figures_cli.main(["list", "--store", str(store.root)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and str(bad) in err[0], err
+    assert "Traceback" not in "\n".join(err)
