@@ -14,7 +14,8 @@ from pathlib import Path
 
 from core import validate
 from core.errors import ArgumentParser, UsageError, exit_on_usage_error
-from paper_figures.commands import check_names, default_out_dir, plot_figure, run_and_plot
+from paper_figures.commands import (check_names, default_out_dir, default_results_dir, plot_figure,
+                                    run_and_plot)
 from pipeline import make
 from pipeline.checkpoint_storage import open_storage
 from pipeline.experiments import (CHECK_RUN_SETS, FIGURE_NAMES, MNIST_SHAPED, SCALES, declared,
@@ -68,6 +69,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="folder holding MNIST/ or cifar-10-batches-py/ (default ./data; "
                         "mnist5k needs none)")
     p.add_argument("--download", action="store_true", help="download missing data (needs internet)")
+    p.add_argument("--results", metavar="FOLDER", default=None,
+                   help="a results folder of exported records (`export --to`): runs it holds "
+                        "count as done, so a sweep on a fresh clone trains only what is missing "
+                        "from both (default: results/SCALE[-DATASET]/ when it exists; "
+                        "'none' to ignore it)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -96,6 +102,10 @@ def parser() -> argparse.ArgumentParser:
                             "with --store")
     export.add_argument("--to", required=True, metavar="FOLDER",
                         help="results folder to write (a run store without checkpoints)")
+    export.add_argument("--partial", action="store_true",
+                        help="export the finished runs only while a sweep is still going (its "
+                             "records can be committed as they finish); default: refuse "
+                             "until every declared run is done")
     for q in (run, plot, every, lst, export):
         _common(q)
     for q in (run, every):
@@ -110,6 +120,13 @@ def _options(args):
                       checkpoint_storage=args.checkpoint_storage)
 
 
+def _results(args):
+    """The results folder whose records count as done (None: none)."""
+    if args.results is None:
+        return default_results_dir(args.scale, args.dataset)
+    return None if args.results.lower() == "none" else args.results
+
+
 def _cmd_run(args) -> None:
     figs = [figure(n, args.scale, args.dataset) for n in check_names(args.figures)]
     for fig in figs:  # as `all`: the data first, before the store is touched
@@ -117,7 +134,7 @@ def _cmd_run(args) -> None:
         if why is not None:
             raise UsageError(f"{fig.name}: {why}")
     done = make.ensure(figs, RunStore(args.store), args.jobs, args.ray, args.gpus_per_run,
-                       _options(args))
+                       _options(args), results=_results(args))
     total = sum(len(f.runs) for f in figs)
     print(f"{len(done)} run(s) trained and profiled into {args.store}; "
           f"{total - len(done)} were stored already")
@@ -135,7 +152,8 @@ def _cmd_all(args) -> None:
     status = run_and_plot(FIGURE_NAMES, args.scale, args.store, args.jobs, args.ray,
                           args.gpus_per_run, args.data_dir, args.download, args.out,
                           not args.quiet, args.device, dataset=args.dataset,
-                          checkpoint_storage=args.checkpoint_storage)
+                          checkpoint_storage=args.checkpoint_storage,
+                          results=_results(args))
     for name, what in status.items():
         print(f"{name}: {what}")
 
@@ -163,8 +181,13 @@ def _cmd_list(args) -> None:
 def _cmd_export(args) -> None:
     names = [n for n in (*FIGURE_NAMES, *CHECK_RUN_SETS) if declared(n, args.scale)]
     figs = [figure(n, args.scale, args.dataset) for n in names]
-    written = make.export_records(figs, RunStore(args.store), args.to)
+    store = RunStore(args.store)
+    written = make.export_records(figs, store, args.to, partial=args.partial)
     print(f"wrote {len(written)} record files of {', '.join(names)} into {args.to}")
+    missing = sum(len(store.missing(f.runs)) for f in figs)
+    if missing:
+        print(f"{missing} declared run(s) not finished yet, not exported; `run` or `all` "
+              f"with --results {args.to} continues from these records")
 
 
 def check_args(args) -> None:

@@ -36,6 +36,12 @@ PROFILE_ORDER = {"train_rotation": ("robustness", "invariance"),
 LEGEND_TITLE = {"train_rotation": "train/test rotation A/B (°)", "adv_eps": "PGD training budget"}
 
 
+def default_results_dir(scale: str, dataset: str | None = None) -> Path:
+    """Where `export` puts a scale's records by convention (results/SCALE[-DATASET]/),
+    which `run` and `all` count as done when it exists."""
+    return Path("results") / scale_label(scale, dataset)
+
+
 def default_out_dir(scale: str, dataset: str | None = None) -> Path:
     return Path("paper_figures") / scale_label(scale, dataset)
 
@@ -133,9 +139,11 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
                  out_dir: str | os.PathLike | None = None, progress: bool = True,
                  device: str | None = None, command: str | None = None,
                  dataset: str | None = None,
-                 checkpoint_storage: str | None = None) -> dict[str, str]:
+                 checkpoint_storage: str | None = None,
+                 results: str | os.PathLike | None = None) -> dict[str, str]:
     """Make what the figures of `names` whose data set is available still
     miss, then draw those that are missing or stale.
+    Runs the results folder `results` holds count as done (`make.adopt_exported`).
     Returns {name: "plotted" | "up to date" | "skipped: <reason>"}."""
     store = store if isinstance(store, RunStore) else RunStore(store)
     out = Path(out_dir) if out_dir is not None else default_out_dir(scale, dataset)
@@ -143,7 +151,7 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
     ready, status = make.ready(names, scale, dataset, data_dir, download)
     make.ensure(ready, store, jobs, ray, gpus_per_run,
                 RunOptions(data_dir, download, device, progress,
-                           checkpoint_storage=checkpoint_storage))
+                           checkpoint_storage=checkpoint_storage), results=results)
     for fig in ready:
         if figure_current(fig, store, out):
             status[fig.name] = "up to date"

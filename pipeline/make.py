@@ -86,13 +86,37 @@ def _ensure_theory(fig: FigureSpec, store: RunStore, progress: bool) -> bool:
     return True
 
 
+def adopt_exported(specs, store: RunStore, results: str | Path | None) -> list[str]:
+    """Runs of `specs` that the results folder `results` holds finished
+    (exported records) and `store` does not: their records are copied into
+    the store, so that a sweep on a fresh clone continues where the exported
+    one stopped and trains only what neither holds. A partial checkpoint the
+    store kept for such a run is removed (the finished records supersede it).
+    Returns the keys adopted; none when `results` is None or not a folder."""
+    if results is None or not Path(results).is_dir() or Path(results) == Path(store.root):
+        return []
+    exported = RunStore(results)
+    adopt = [spec for spec in dict((s.key, s) for s in store.missing(specs)).values()
+             if exported.is_done(spec)]
+    for spec in adopt:
+        store.run_dir(spec).mkdir(parents=True, exist_ok=True)
+        with RunLock(store.run_dir(spec), what=f"run {spec.key} in {store.root}"):
+            (store.run_dir(spec) / CHECKPOINT).unlink(missing_ok=True)
+            exported.copy_records([spec], store.root)
+    return [spec.key for spec in adopt]
+
+
 def ensure(figs, store: RunStore, jobs: int = 1, ray: str | None = None,
-           gpus_per_run: float = 0.0, options: RunOptions = RunOptions()) -> list[str]:
+           gpus_per_run: float = 0.0, options: RunOptions = RunOptions(),
+           results: str | Path | None = None) -> list[str]:
     """Fill the store for every declaration in `figs` (one sweep over all
-    their runs, longest first); return the keys of the runs made."""
+    their runs, longest first); return the keys of the runs made. Runs that
+    the results folder `results` holds already count as done
+    (`adopt_exported`)."""
     for fig in figs:
         if fig.theory is not None:
             _ensure_theory(fig, store, options.progress)
+    adopt_exported([run for fig in figs for run in fig.runs], store, results)
     specs = by_cost([run for fig in figs for run in fig.runs])
     made = run_sweep(specs, store, jobs=jobs, ray_address=ray, gpus_per_run=gpus_per_run,
                      options=options)
@@ -169,15 +193,23 @@ def records_digest(fig: FigureSpec, store: RunStore) -> str:
     return h.hexdigest()[:16]
 
 
-def export_records(figs, store: RunStore, dest: str | Path) -> list[Path]:
+def export_records(figs, store: RunStore, dest: str | Path, partial: bool = False) -> list[Path]:
     """Copy everything `figs` are drawn and judged from, without checkpoints,
     into the store `dest` (a results folder to commit): every run's small
-    records and every Theorem 1 result. Returns the files written."""
+    records and every Theorem 1 result. Returns the files written.
+    `partial`: copy the finished runs only (a sweep still going: its records
+    are committed as they finish) instead of refusing while any is missing."""
     written = []
     for fig in figs:
-        written += store.copy_records(fig.runs, dest)
+        runs = fig.runs
+        if partial:
+            missing = {s.key for s in store.missing(runs)}
+            runs = tuple(r for r in runs if r.key not in missing)
+        written += store.copy_records(runs, dest)
         if fig.theory is not None:
             src = theory_result_path(store, fig)
+            if partial and not src.is_file():
+                continue
             if not src.is_file():
                 theorem_result(fig, store)  # raises MissingRunError naming the command
             target = Path(dest) / src.name
