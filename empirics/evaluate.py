@@ -31,7 +31,7 @@ from core.io import provenance as _provenance
 from core.grids import check_grid
 from core.outcomes import bits, correct_by_eps, unbits
 from empirics.inference import attack_mode, model_device, predict
-from empirics.autoattack import COMPONENTS, autoattack_profile, library_version
+from empirics.autoattack import COMPONENTS, autoattack_profile, components, library_version
 from empirics.external import check_classifier, with_input_normalization
 from empirics.profiles import InvarianceProfile, invariance_profile, robustness_profile
 from empirics.rot90 import RotationAttackOutcome, interior, rot90_attack_outcome
@@ -133,6 +133,8 @@ class Evaluation:
                               "implementation": "empirics.attacks.pgd_profile"}
         if self.autoattack_broken_at is not None:
             attacks["autoattack"] = {"version": "standard", "components": list(COMPONENTS),
+                                     "settings": [c.to_dict()
+                                                  for c in components(self.num_classes)],
                                      "seed": self.seed, "library": library_version()}
         gap = self.pgd_gap()
         rotation = {}

@@ -19,6 +19,7 @@ from empirics import autoattack as aa_mod
 from empirics.autoattack import (AutoAttackProfileResult, Component, PgdComparison,
                                  autoattack_profile, components, standard_components)
 from empirics.data import load
+from empirics.evaluate import evaluate
 
 pytest.importorskip("pyautoattack")
 pytest.importorskip("torchattacks")
@@ -131,3 +132,18 @@ def test_the_authors_driver_and_torchattacks_agree_point_for_point(models, name,
     assert 0 < sum(robust) < len(robust)
     assert ref.library == "pyautoattack" and ta.library == "torchattacks"
     assert ref.components == ta.components == standard_components(CLASSES)
+
+
+def test_the_evaluation_json_names_library_and_settings():
+    """The `invrob profile` JSON (empirics.evaluate) records what ran; eps 0
+    only, so nothing is attacked and the test is quick."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, CLASSES)).eval()
+    x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    ev = evaluate(model, x, torch.zeros(6, dtype=torch.long), (0.0,), attack="autoattack",
+                  thetas=None)
+    info = json.loads(json.dumps(ev.to_dict()))["attacks"]["autoattack"]
+    assert info["library"].startswith("pyautoattack ")
+    assert [(s["name"], s["iterations"], s["restarts"], s["targets"]) for s in info["settings"]] \
+        == [("apgd-ce", 100, 1, None), ("apgd-t", 100, 1, 3), ("fab-t", 100, 1, 3),
+            ("square", 5000, 1, None)]
