@@ -3,9 +3,9 @@ profiles, as one frozen `Evaluation` with per-point outcomes.
 
 - attacks (`attack`): "pgd" (today's `empirics.profiles.robustness_profile`,
   PGD-`steps`, step 2.5 eps / steps, no random start), "autoattack" (the
-  standard AutoAttack from torchattacks, `empirics.autoattack`) or "both";
-  with both, a point counts as robust at eps only if it survives both (the
-  per-point worst case), and the gap, PGD accuracy minus worst-case
+  standard AutoAttack as its authors define it, `empirics.autoattack`) or
+  "both"; with both, a point counts as robust at eps only if it survives
+  both (the per-point worst case), and the gap, PGD accuracy minus worst-case
   accuracy, is how much PGD alone overestimates robustness.
 - rotations (`thetas`): the random-rotation invariance profile of the paper
   (`empirics.profiles.invariance_profile`) and, next to it, the spatial
