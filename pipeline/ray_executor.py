@@ -223,7 +223,7 @@ def in_flight(running: dict, done_by_node: Counter, specs: dict) -> str:
     nodes = sorted(set(done_by_node) | {node for node, _ in running.values()})
     parts = []
     for node in nodes:
-        here = [f"{_label(specs[key])} {epoch}/{specs[key].train.epochs}"
+        here = [f"{_label(specs[key])} {key[:6]} {epoch}/{specs[key].train.epochs}"
                 for key, (where, epoch) in sorted(running.items())
                 if where == node and key in specs]
         text = f"{node}: {done_by_node.get(node, 0)} done"
