@@ -151,6 +151,8 @@ CASES = {
         ("invrob", [*M, "--batch-size", "500000000"], "--batch-size"),
         ("theory", ["--p", "0.7", "--train-steps", "200000000"], "--train-steps"),
         ("theory", ["--p", "0.7", "--n", "200000000000"], "--n"),
+        ("theory", ["--p", "0.7", "--mu", "3000000"], "--mu"),
+        ("theory", ["--p", "0.7", "--eta", "1000000"], "--eta"),
         ("figures", ["run", "fig1", "--store", "{t}/store", "--jobs", "2000000"], "--jobs"),
         ("verify", ["--store", "{t}/adir", "--out", "{t}/adir", "--resamples", "2000000000"],
          "--resamples"),

@@ -18,7 +18,7 @@ from theory import bound, classifiers as clf, frontier as fr, montecarlo
 from theory.result import (Bound, CheckConfig, ClassifierResult, Provenance, TheoremCheck,
                            as_check)
 from core import validate
-from core.errors import ArgumentParser, exit_on_usage_error
+from core.errors import ArgumentParser, UsageError, exit_on_usage_error
 from theory.distribution import DEFAULT_CHUNK
 
 PROG = "python -m theory.check"
@@ -101,9 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--n", type=int, default=200_000, help="Monte-Carlo samples (default 200000)")
     ap.add_argument("--seed", type=int, default=0, help="seed for sampling and training, in "
                     "[0, 2^63) (default 0)")
-    ap.add_argument("--mu", type=float, default=3.0, help="feature strength (paper: 3)")
+    ap.add_argument("--mu", type=float, default=3.0, help="feature strength, |mu| at most 40 "
+                    "(paper: 3)")
     ap.add_argument("--eta", type=float, default=1.0, help="attack scale; A moves each "
-                    "coordinate by eta*2*mu/sqrt(d) (paper: 1)")
+                    "coordinate by eta*2*mu/sqrt(d), |eta * mu| at most 30 (paper: 1)")
     ap.add_argument("--q", type=float, default=0.5, help="swap probability of r (paper: 1/2)")
     ap.add_argument("--train-steps", type=int, default=200,
                     help="Adam steps for each trained model, at most "
@@ -131,6 +132,23 @@ def check_sizes(d: int, n: int, train_steps: int) -> None:
     validate.memory(memory_estimate(d, n), "--d", f"a check with d = {d:,}")
 
 
+# Phi(40) is 1 to double precision: a stronger feature changes nothing measurable.
+MAX_MU = 40.0
+# The exact frontier's grid grows with the attack's shift eta * 2 mu / sqrt(d); at 10x
+# the paper's (eta * mu = 30) a check takes about 20 s on one core, at 100x minutes.
+MAX_SHIFT = 30.0
+
+
+def check_scales(mu: float, eta: float) -> None:
+    """`--mu` and `--eta` within what the exact frontier computes in seconds."""
+    if not abs(mu) <= MAX_MU:
+        raise UsageError(f"`--mu` must lie in [-{MAX_MU:g}, {MAX_MU:g}] (Phi({MAX_MU:g}) is 1 in "
+                         f"double precision), got {mu:g}")
+    if not abs(eta * mu) <= MAX_SHIFT:
+        raise UsageError(f"`--eta` x `--mu` must be at most {MAX_SHIFT:g} in size (10x the "
+                         f"paper's attack shift), got {eta:g} x {mu:g}")
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     with exit_on_usage_error(PROG):
@@ -138,6 +156,7 @@ def main(argv=None) -> int:
             if not math.isfinite(getattr(args, name)):
                 raise ValueError(f"argument --{name}: must be a finite number")
         check_sizes(args.d, args.n, args.train_steps)
+        check_scales(args.mu, args.eta)
         validate.seed(args.seed, "--seed")
         config = CheckConfig(args.p, args.d, args.n, args.seed, args.mu, args.eta, args.q,
                              args.train_steps)
