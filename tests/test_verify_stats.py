@@ -131,3 +131,23 @@ def test_threshold_verdict(lo, hi, claim, want):
 def test_bad_arguments_are_named(call, arg):
     with pytest.raises(ValueError, match=f"`{arg}`"):
         call()
+
+
+def test_trend_ratio_divides_out_a_denominator_that_carries_the_trend():
+    # robustness exactly half of clean correctness on every point, clean accuracy
+    # falling along x: the plain trend falls (rho -1), the ratio has none
+    rng = np.random.default_rng(0)
+    clean = np.stack([rng.random(400) < p for p in (0.9, 0.8, 0.7, 0.6)]).astype(float)  # (4, n)
+    robust = 0.5 * clean
+    x = [0, 60, 120, 180]
+    assert stats.trend(x, robust, n_resamples=200).rho.statistic == -1.0
+    ratio = stats.trend_ratio(x, robust, clean, n_resamples=200)
+    assert ratio.rho.statistic == 0.0 and ratio.effect.statistic == 0.0
+    assert all(m.statistic == 0.5 and m.ci_low == m.ci_high == 0.5 for m in ratio.means)
+    # by hand: per-model mean(num) / mean(den)
+    num = rng.random((4, 400))
+    got = stats.trend_ratio(x, num, clean, n_resamples=50)
+    want = num.mean(axis=1) / clean.mean(axis=1)
+    assert np.allclose([m.statistic for m in got.means], want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        stats.trend_ratio(x, num, clean[:, :10])

@@ -76,10 +76,12 @@ def correct_at(epsilons, broken_at, eps: float) -> np.ndarray:
 # ------------------------------------------------------------ claims (i), (ii)
 def trend_check(name: str, paper_ref: str, claim: str, x, values, direction: int, *,
                 x_name: str, y_name: str, data=(), n_resamples: int = 2000,
-                seed: int = 0, level: float = 0.95) -> CheckResult:
+                seed: int = 0, level: float = 0.95, per=None) -> CheckResult:
     """Does the per-model mean of `values` (M, [S,] n) move with `x` (M,) in
-    `direction` (+1 rises, -1 falls)? Statistic: Spearman's rho."""
-    t = stats.trend(x, values, n_resamples=n_resamples, seed=seed, level=level)
+    `direction` (+1 rises, -1 falls)? Statistic: Spearman's rho. With `per`
+    (same shape), the per-model ratio mean(values) / mean(per) instead."""
+    kw = dict(n_resamples=n_resamples, seed=seed, level=level)
+    t = stats.trend(x, values, **kw) if per is None else stats.trend_ratio(x, values, per, **kw)
     arr = stats.as_outcomes(values)
     verdict = stats.direction_verdict(t.rho.ci_low, t.rho.ci_high, direction)
     details = {"statistic": f"Spearman rho of {y_name} vs {x_name}",
@@ -107,6 +109,20 @@ def claim_i(model: str, train_rotations, invariance_auc, robustness_auc, data=()
                       train_rotations, robustness_auc, -1, x_name="train rotation",
                       y_name="robustness AUC", data=data, **kw)
     return inv, rob
+
+
+def relative_robustness(claim: str, model: str, x, x_name: str, robustness_auc, clean_correct,
+                        direction: int, data=(), **kw) -> CheckResult:
+    """Robustness AUC divided by clean accuracy (per model, paired bootstrap of
+    both): does the trend of `claim` survive when clean accuracy, which moves
+    with the training knob too, is divided out?"""
+    word = "falls" if direction < 0 else "rises"
+    ref = CLAIM_I_REF if claim == "i" else CLAIM_II_REF
+    return trend_check(f"claim_{claim}_{model.lower()}_relative_robustness", ref,
+                       f"{model}: robustness AUC / clean accuracy {word} with {x_name}",
+                       x, robustness_auc, direction, x_name=x_name,
+                       y_name="robustness AUC / clean accuracy", data=data, per=clean_correct,
+                       **kw)
 
 
 def claim_ii(model: str, train_eps, invariance_auc, robustness_auc, data=(),

@@ -46,6 +46,7 @@ class Sweep:
     n_test: int
     clean_accuracy: tuple[float, ...]  # per knob value, mean over seeds
     unfooled_auc: np.ndarray  # (M, S, n): robustness as 1 - fooling rate (the paper's definition)
+    clean_correct: np.ndarray | None = None  # (M, S, n): correct on the clean test point
 
 
 def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
@@ -66,8 +67,10 @@ def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
     seeds = tuple(sorted(set.intersection(*(set(g) for g in groups.values()))))
     if not seeds:
         raise UsageError("no training seed is shared by every run of the sweep")
-    inv, rob, unfooled, keys, clean = [], [], [], [], []
+    inv, rob, unfooled, keys, clean, clean_pts = [], [], [], [], [], []
     for value in x:
+        clean_pts.append([np.asarray(groups[value][s].invariance.clean_correct, dtype=np.float64)
+                          for s in seeds])
         clean.append(float(np.mean([groups[value][s].invariance.clean_correct for s in seeds])))
         inv.append([checks.invariance_auc_points(thetas, groups[value][s].invariance.invariant)
                     for s in seeds])
@@ -76,7 +79,7 @@ def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
                          for s in seeds])
         keys += [groups[value][s].spec.key for s in seeds]
     return Sweep(x, seeds, np.asarray(inv), np.asarray(rob), tuple(keys), records[0].spec.n_test,
-                 tuple(clean), np.asarray(unfooled))
+                 tuple(clean), np.asarray(unfooled), np.asarray(clean_pts))
 
 
 def one_seed(sweep: Sweep, k: int) -> Sweep:
@@ -84,7 +87,8 @@ def one_seed(sweep: Sweep, k: int) -> Sweep:
     pick = slice(k, k + 1)
     return Sweep(sweep.x, (sweep.seeds[k],), sweep.invariance_auc[:, pick],
                  sweep.robustness_auc[:, pick], sweep.keys, sweep.n_test, sweep.clean_accuracy,
-                 sweep.unfooled_auc[:, pick])
+                 sweep.unfooled_auc[:, pick],
+                 None if sweep.clean_correct is None else sweep.clean_correct[:, pick])
 
 
 def _robustness_auc(record, test_rotation: float, outcome: str = "broken_at") -> np.ndarray:

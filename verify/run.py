@@ -177,7 +177,7 @@ def _with_clean(results, sweep, config: VerifyConfig) -> tuple:
     out = []
     for r in results:
         more = dict(extra)
-        if r.name.endswith("_robustness"):
+        if r.name.endswith("_robustness") and "_relative_" not in r.name:
             t = stats.trend(sweep.x, sweep.unfooled_auc, **_kw(config))
             direction = 1 if r.details["direction"] == "rises" else -1
             more["unfooled_rho"] = {**t.rho.to_dict(), "verdict": stats.direction_verdict(
@@ -232,14 +232,25 @@ def _trend_checks(runs: Runs, name: str, knob: str, check) -> tuple:
     return tuple(replace(r, details={**r.details, "auc_ranges": ranges}) for r in results)
 
 
+def _relative(claim: str, model: str, x_name: str, direction: int):
+    """The robustness trend with clean accuracy divided out (a row of its own)."""
+    return lambda sw, **kw: (checks.relative_robustness(
+        claim, model, sw.x, x_name, sw.robustness_auc, sw.clean_correct, direction,
+        data=sw.keys, **kw),)
+
+
 def claim_i_checks(runs: Runs, name: str, model: str) -> tuple:
+    relative = _relative("i", model, "training rotation", -1)
     return _trend_checks(runs, name, "rotation", lambda sw, **kw: checks.claim_i(
-        model, sw.x, sw.invariance_auc, sw.robustness_auc, data=sw.keys, **kw))
+        model, sw.x, sw.invariance_auc, sw.robustness_auc, data=sw.keys, **kw)
+        + relative(sw, **kw))
 
 
 def claim_ii_checks(runs: Runs) -> tuple:
+    relative = _relative("ii", "LeNet", "PGD training eps", +1)
     return _trend_checks(runs, "fig5", "eps", lambda sw, **kw: checks.claim_ii(
-        "LeNet", sw.x, sw.invariance_auc, sw.robustness_auc, data=sw.keys, **kw))
+        "LeNet", sw.x, sw.invariance_auc, sw.robustness_auc, data=sw.keys, **kw)
+        + relative(sw, **kw))
 
 
 def _stdcnn(runs: Runs, theta: float):

@@ -176,6 +176,29 @@ def trend(x, values, n_resamples: int = 2000, seed: int = 0,
     return Trend(tuple(float(v) for v in x), rho, effect, per_model)
 
 
+def trend_ratio(x, num, den, n_resamples: int = 2000, seed: int = 0,
+                level: float = 0.95) -> Trend:
+    """`trend` of the per-model ratio mean(num) / mean(den) (e.g. robustness
+    AUC relative to clean accuracy). num, den: (M, S, n) or (M, n) per-point
+    outcomes; every bootstrap replicate divides the means of one and the same
+    resample of points and seeds, so the denominator's noise is in the interval."""
+    a, b = as_outcomes(num), as_outcomes(den)
+    if a.shape != b.shape:
+        raise ValueError(f"`num` and `den` must have the same shape, got {a.shape} and {b.shape}.")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.size != a.shape[0]:
+        raise ValueError(f"`x` must have one value per model ({a.shape[0]}), got {x.shape}.")
+    level = _check_level(level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = bootstrap_means(a, n_resamples, seed) / bootstrap_means(b, n_resamples, seed)
+        means = point_means(a) / point_means(b)  # (M,)
+    hi_i, lo_i = int(np.argmax(x)), int(np.argmin(x))
+    rho = _interval(float(rank_correlation(x, means)), rank_correlation(x, reps), level)
+    effect = _interval(means[hi_i] - means[lo_i], reps[:, hi_i] - reps[:, lo_i], level)
+    per_model = tuple(_interval(means[m], reps[:, m], level) for m in range(a.shape[0]))
+    return Trend(tuple(float(v) for v in x), rho, effect, per_model)
+
+
 def paired_difference(a, b, n_resamples: int = 2000, seed: int = 0,
                       level: float = 0.95) -> Interval:
     """mean(a) - mean(b) for paired per-point outcomes a, b of shape (S, n)
