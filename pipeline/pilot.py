@@ -121,7 +121,8 @@ def main(argv=None) -> dict:
         for config in configs:
             row = pilot_row(config, device, progress=not args.quiet)
             rows.append(row.to_dict())
-            print(f"eps {row.adv_eps:g} PGD-{row.adv_steps}: clean {row.clean_accuracy:.3f}, "
+            attack = f"PGD-{row.adv_steps}" if row.adv_eps > 0 else "no attack"
+            print(f"eps {row.adv_eps:g} {attack}: clean {row.clean_accuracy:.3f}, "
                   f"robust {row.robust_accuracy}, {row.images_per_second:.0f} img/s",
                   file=sys.stderr)
         doc = {"command": "python -m pipeline.pilot " + shlex.join(argv),
