@@ -19,7 +19,7 @@ def small_theory():
 
 @pytest.mark.parametrize("argv, word", [
     (["--scale", "huge"], "--scale"), (["--jobs", "0"], "jobs"),
-    (["--resamples", "5"], "n_resamples"), (["--seed", "-1"], "--seed"),
+    (["--resamples", "5"], "resamples"), (["--seed", "-1"], "--seed"),
     (["--jobs", "two"], "--jobs"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, word, capsys):
