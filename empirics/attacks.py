@@ -94,6 +94,22 @@ def _per_sample(value, n: int, like: Tensor, name: str, validate: bool = True) -
     return t
 
 
+def laid_out(x: Tensor, memory_format: torch.memory_format) -> Tensor:
+    """`x` (same values) in `memory_format`. For a one-channel batch, whose
+    contiguous strides are ambiguous, channels-last strides are set
+    explicitly so that convolutions see NHWC and keep it in their outputs."""
+    if memory_format is torch.contiguous_format:
+        return x
+    if memory_format is not torch.channels_last or x.dim() != 4:
+        raise ValueError(f"`memory_format` must be torch.contiguous_format or "
+                         f"torch.channels_last (4-d input), got {memory_format}.")
+    b, c, h, w = x.shape
+    nhwc = (c * h * w, 1, w * c, c)
+    if x.stride() == nhwc:
+        return x
+    return torch.empty_strided(x.shape, nhwc, dtype=x.dtype, device=x.device).copy_(x)  # (B, C, H, W)
+
+
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -142,7 +158,8 @@ def _targets(model: nn.Module, x: Tensor, y: Tensor | None, labels: str) -> Tens
 def pgd(model: nn.Module, x: Tensor, y: Tensor | None, eps, steps: int = 40,
         step_size=None, random_start: bool = False,
         generator: torch.Generator | None = None, loss: str = "ce",
-        labels: str = "true", early_stop: bool = False, validate: bool = True) -> Tensor:
+        labels: str = "true", early_stop: bool = False, validate: bool = True,
+        memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
     """Projected gradient ascent on `loss` in the L-inf ball of radius `eps`.
 
     eps, step_size: a float or one value per sample, shape (B,).
@@ -153,6 +170,10 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor | None, eps, steps: int = 40,
     x's device; the attack runs on the model's device. validate=False skips
     the checks that read data back from the device (x in [0, 1], tensor eps
     in [0, 1]), for callers that checked their data once (the training loop).
+    memory_format: the layout of the model's input at every step
+    (`torch.channels_last`: the convolutions run in NHWC, faster on a CPU;
+    their float summation order differs, so the iterates may differ from the
+    default's in the last bits). The default leaves the iterates as they are.
     """
     _check_args(x, steps, loss, labels, validate)
     home = x.device
@@ -175,7 +196,7 @@ def pgd(model: nn.Module, x: Tensor, y: Tensor | None, eps, steps: int = 40,
         x_adv = ball.random_perturb(generator) if random_start else ball.x0.clone()
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)  # (B,)
         for _ in range(steps):
-            x_adv.requires_grad_(True)
+            x_adv = laid_out(x_adv, memory_format).requires_grad_(True)
             with torch.enable_grad():
                 logits = model(x_adv)  # (B, K)
                 grad, = torch.autograd.grad(loss_fn(logits, target).sum(), x_adv)

@@ -31,7 +31,7 @@ from core.device import pick_device
 from core.errors import UsageError
 from core.lock import RunLock
 from core.io import atomic_write_json
-from empirics.attacks import pgd, predict, to_device
+from empirics.attacks import laid_out, pgd, predict, to_device
 from empirics.crops import random_crop_flip
 from empirics.data import ImageData, load
 from empirics.models.registry import build_model
@@ -118,10 +118,11 @@ def load_split(config: TrainConfig, split: str, download: bool = False) -> Image
 
 def augment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, stage: Stage,
             config: TrainConfig, gens: dict[str, torch.Generator],
-            eps: float | None = None) -> torch.Tensor:
+            eps: float | None = None,
+            memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Crop and flip (if configured), rotate each image by its own angle in
     [-theta, theta], then PGD at `eps` (default: the stage's; the warm-up
-    passes a smaller one)."""
+    passes a smaller one), the model's input laid out in `memory_format`."""
     eps = stage.eps if eps is None else eps
     if config.random_crop > 0 or config.hflip:
         x = random_crop_flip(x, config.random_crop, config.hflip, gens["crops"])  # (B, C, H, W)
@@ -132,7 +133,7 @@ def augment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, stage: Stage,
     if eps > 0:
         x = pgd(model, x, y, eps, steps=config.adv_steps, step_size=config.adv_step_size,
                 random_start=config.adv_random_start, generator=gens["attack"],
-                validate=False)  # (B, C, H, W); data in [0, 1] since loading
+                validate=False, memory_format=memory_format)  # (B, C, H, W); data in [0, 1]
     return x
 
 
@@ -176,9 +177,11 @@ def _set_lr(opt, lr: float) -> None:
 
 
 def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
-                 gens: dict[str, torch.Generator], bar, epoch: int = 0) -> tuple[float, float]:
+                 gens: dict[str, torch.Generator], bar, epoch: int = 0,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
     """One pass over `data` in a fresh random order; (mean loss, accuracy).
-    Each step's lr and eps are the stage's times `config.step_factors`."""
+    Each step's lr and eps are the stage's times `config.step_factors`; the
+    model's inputs (attack and training step) are laid out in `memory_format`."""
     _set_lr(opt, stage.lr)
     model.train()
     device, n = data.images.device, len(data)
@@ -195,7 +198,8 @@ def _train_epoch(model, opt, data: ImageData, stage: Stage, config: TrainConfig,
             eps = stage.eps * eps_factor
         idx = order[start:start + config.batch_size]  # (B,)
         y = data.labels[idx]  # (B,)
-        x = augment(model, data.images[idx], y, stage, config, gens, eps)  # (B, C, H, W)
+        x = augment(model, data.images[idx], y, stage, config, gens, eps, memory_format)
+        x = laid_out(x, memory_format)  # (B, C, H, W)
         with autocast(config, device):
             logits = model(x)  # (B, K)
             loss = F.cross_entropy(logits, y)
@@ -234,7 +238,8 @@ def robust_accuracy(model: nn.Module, data: ImageData, eps: float, batch_size: i
 
 
 def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, progress,
-               check_data: ImageData | None = None) -> EpochMetrics:
+               check_data: ImageData | None = None,
+               memory_format: torch.memory_format = torch.contiguous_format) -> EpochMetrics:
 
     stage = config.stage_at(epoch)
     n_batches = math.ceil(len(train_data) / config.batch_size)
@@ -242,7 +247,8 @@ def _run_epoch(epoch: int, model, opt, train_data, test_data, config, gens, prog
                leave=False, disable=not progress, file=sys.stderr)
     t0 = time.perf_counter()
     with seeded_global_rng(train_data.images.device, _seed(config.seed, 100, epoch)):
-        loss, acc = _train_epoch(model, opt, train_data, stage, config, gens, bar, epoch)
+        loss, acc = _train_epoch(model, opt, train_data, stage, config, gens, bar, epoch,
+                                 memory_format)
     t1 = time.perf_counter()
     if not (math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters())):
         raise UsageError(f"epoch {epoch + 1}: training diverged (loss {loss:.4g} or weights not "
@@ -279,7 +285,8 @@ def _on(data: ImageData, device: torch.device) -> ImageData:
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
           device: str | torch.device | None = None, progress: bool = True,
-          force: bool = False, download: bool = False) -> TrainResult:
+          force: bool = False, download: bool = False,
+          channels_last: bool = False) -> TrainResult:
     """Train `config` into `out_dir`, checkpointing every epoch.
 
     resume: continue the run in `out_dir` (its config must match `config`,
@@ -289,9 +296,25 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     One writer per folder (`core.lock.RunLock`: a second one gets a
     UsageError); torch uses `TRAIN_THREADS` intra-op threads (a resumed run:
     the count its checkpoint records).
+
+    channels_last: an execution option, not part of the run's identity: the
+    model's inputs (attack steps and training steps) are laid out NHWC, so
+    convolutions and pooling run channels-last, 1.3-1.7x faster on a CPU
+    (benchmarks/train_throughput.py, benchmarks/adv_train_throughput.py).
+    Forward values are unchanged; convolution backward sums in another
+    order, so weights differ from the default's by float rounding
+    (tests/test_train_speed.py states the tolerance). Off by default, so a
+    run trained before keeps reproducing its weights bit for bit. Refused
+    (UsageError) for a run with an attack: PGD steps along the sign of the
+    input gradient, so rounding flips some pixels' steps and the weights
+    differ far beyond rounding (a quarter of LeNet's weights by > 1e-5 after
+    two PGD-3 steps), which would make the option part of what a run computes.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}")
+    if channels_last and any(config.stage_at(e).eps > 0 for e in range(config.epochs)):
+        raise UsageError("channels_last changes what adversarial training computes (PGD's sign "
+                         "steps amplify rounding); it is offered for runs without an attack only")
     out = Path(out_dir)
     lock = RunLock(out, what=f"run folder {out}")
     try:
@@ -300,6 +323,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
         lock.check()  # a live writer explains the folder's state better than its files
         raise
     dev = device if isinstance(device, torch.device) else pick_device(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     train_data = _on(load_split(config, "train", download), dev)
     test_data = _on(load_split(config, "test", download), dev)
     with lock:
@@ -319,7 +343,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
             check = robust_check_data(config, test_data)
             for epoch in range(len(history), config.epochs):
                 history.append(_run_epoch(epoch, model, opt, train_data, test_data, config, gens,
-                                          progress, check))
+                                          progress, check, memory_format))
                 _save(out, config, model, opt, gens, history, threads)
     return TrainResult(str(out), config, tuple(history))
 
