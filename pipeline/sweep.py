@@ -371,16 +371,17 @@ def _run_ray(todo, store, address, gpus_per_run, options, run_fn, done, held) ->
         from pipeline import ray_executor
     except ImportError as err:
         raise UsageError("`--ray` needs the optional extra: pip install 'invrob[ray]'") from err
-    for spec in list(todo):  # runs a local sweep is writing now: not sent to the cluster
+    free = []
+    for spec in todo:  # runs a local sweep is writing now are not sent to the cluster
         try:
             RunLock(store.run_dir(spec), what=f"run {spec.key} in {store.root}").check()
+            free.append(spec)
         except UsageError as err:
             held.append(str(err))
-            todo.remove(spec)
     def finished(bar, spec, node):
         done.append(spec.key)
         _report(bar, spec, str(store.root), node)
 
-    if todo:
-        ray_executor.run_on_ray(todo, store, address, gpus_per_run, options, run_fn,
+    if free:
+        ray_executor.run_on_ray(free, store, address, gpus_per_run, options, run_fn,
                                 finished, held)

@@ -187,8 +187,11 @@ def _cpus_free() -> float:
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_stopping_the_driver_cancels_every_task(cluster, tmp_path, how):
-    handle, _, _ = cluster
-    total = ray.cluster_resources()["CPU"]
+    handle, _, nodes = cluster
+    total = float(len(nodes))  # the fixture's one-CPU worker nodes
+    deadline = time.monotonic() + 30
+    while _cpus_free() < total and time.monotonic() < deadline:  # earlier tests' leases
+        time.sleep(0.2)
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path / "store"),
                                handle.address], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
