@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 from core.errors import UsageError
 from core.grids import check_grid
-from empirics.attacks import attack_mode, model_device, predict
+from empirics.inference import attack_mode, model_device, predict
 
 COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
 REFERENCE = "pyautoattack"
