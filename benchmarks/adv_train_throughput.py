@@ -18,7 +18,7 @@ weights drift from the others' beyond rounding (PGD's sign steps amplify
 rounding), so `train()` does not offer it for adversarial runs.
 
 All with the training loop's fixed intra-op thread count
-(`empirics.train.TRAIN_THREADS`) on the CPU. Ratios: our images/s over a
+(`empirics.train.TRAIN_THREADS`), on the CPU unless --device says otherwise. Ratios: our images/s over a
 peer's (> 1: ours faster), medians of alternating repeats. Target: at least
 1.5x the plain loop.
 
@@ -26,8 +26,9 @@ peer's (> 1: ours faster), medians of alternating repeats. Target: at least
     python benchmarks/adv_train_throughput.py --n 100 --repeats 1   # quick
 
 Declared size: 500 training images, three alternating repeats; its numbers
-go to benchmarks/results/adv_train_throughput-cpu.json (ours against the
-advertorch-style peer; the torchattacks-style ratio in its details).
+go to benchmarks/results/adv_train_throughput-<device>.json (ours against
+the advertorch-style peer; the torchattacks-style ratio in its details).
+`--device cuda`: all 5,000 images.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from empirics.train import TrainConfig, load_split, train  # noqa: E402
 from empirics.train.loop import TRAIN_THREADS, intra_op_threads  # noqa: E402
 
 PROG = "benchmarks/adv_train_throughput.py"
-DECLARED_N = 500
+DECLARED_N = {"cpu": 500, "cuda": 5000}
 EPS, STEPS, BATCH = 0.3, 40, 50
 TARGET = 1.5
 PEERS = {"plain_backward": dict(grad="backward"), "plain_autograd": dict(grad="autograd"),
@@ -61,10 +62,10 @@ def config(n: int) -> TrainConfig:
                        adv_eps=EPS, adv_steps=STEPS, train_subset=n, test_subset=100)
 
 
-def plain(cfg: TrainConfig, **kwargs) -> float:
+def plain(cfg: TrainConfig, device: torch.device, **kwargs) -> float:
     """Images per second of the plain loop."""
     data = load_split(cfg, "train")
-    _, seconds = plain_train(cfg, data.images, data.labels, **kwargs)
+    _, seconds = plain_train(cfg, data.images, data.labels, device=device, **kwargs)
     return len(data) / seconds
 
 
@@ -78,14 +79,18 @@ def ours(cfg: TrainConfig, device: torch.device) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=DECLARED_N, help="training images (default 500)")
+    p.add_argument("--n", type=int, default=None,
+                   help="training images (default: 500 on a CPU, 5000 on a GPU)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     p.add_argument("--repeats", type=int, default=3, help="alternating timed runs each (default 3)")
     p.add_argument("--record", action="store_true", help="write the results file at any size")
     args = p.parse_args(argv)
-    if args.n < BATCH or args.repeats < 1:
+    device = pick_device(args.device)
+    declared_n = DECLARED_N.get(device.type, DECLARED_N["cpu"])
+    n = args.n or declared_n
+    if n < BATCH or args.repeats < 1:
         p.error(f"--n must be >= {BATCH} and --repeats >= 1")
-    device = pick_device("cpu")  # the peers are CPU loops
-    cfg = config(args.n)
+    cfg = config(n)
     load_split(cfg, "train")  # parsing the data set is a one-off, not training cost
     runs = {"ours": [], **{k: [] for k in PEERS}}
     with intra_op_threads(TRAIN_THREADS):
@@ -93,14 +98,14 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(args.repeats):  # alternate, so drifting machine load hits all alike
             runs["ours"].append(ours(cfg, device))
             for k, kwargs in PEERS.items():
-                runs[k].append(plain(cfg, **kwargs))
+                runs[k].append(plain(cfg, device, **kwargs))
     med = {k: statistics.median(v) for k, v in runs.items()}
     ratios = {k: med["ours"] / med[k] for k in PEERS}
-    details = {"n": args.n, "batch_size": BATCH, "eps": EPS, "steps": STEPS,
+    details = {"n": n, "batch_size": BATCH, "eps": EPS, "steps": STEPS,
                "repeats": args.repeats, "threads": TRAIN_THREADS, "images_per_second": med,
                "ratios": ratios, "runs": runs,
                "peer": "plain_backward: benchmarks/plain_loop.py, PGD gradient by loss.backward()"}
-    print(f"PGD-{STEPS} adversarial training, LeNet, batch {BATCH}, {args.n} images, float32 "
+    print(f"PGD-{STEPS} adversarial training, LeNet, batch {BATCH}, {n} images, float32 "
           f"(medians of {args.repeats})")
     print(f"  ours                 {med['ours']:8.1f} images/s")
     for k in PEERS:
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"ours vs the plain loop (loss.backward PGD): {r:.2f}x "
           f"(target >= {TARGET}: {'met' if r >= TARGET else 'missed'}); "
           f"vs the autograd.grad PGD: {ratios['plain_autograd']:.2f}x")
-    if (args.n == DECLARED_N and args.repeats == 3) or args.record:
+    if (n == declared_n and args.repeats == 3) or args.record:
         path = record.write("adv_train_throughput", device, med["ours"], med["plain_backward"],
                             "images/s", details, argv=[PROG, *(sys.argv[1:] if argv is None else argv)])
         print(f"wrote {path}")

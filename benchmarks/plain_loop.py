@@ -47,7 +47,7 @@ def plain_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, st
     x + (2u - 1) eps and projected)."""
     x_adv = x.clone()
     if start is not None:
-        u = torch.rand(x.shape, generator=start)
+        u = torch.rand(x.shape, generator=start).to(x.device)
         x_adv = x + (2 * u - 1) * eps
         x_adv = torch.clamp(x + torch.clamp(x_adv - x, -eps, eps), 0, 1)
     for _ in range(steps):
@@ -65,9 +65,9 @@ def plain_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, st
 
 def plain_train(config: TrainConfig, x_all: torch.Tensor, y_all: torch.Tensor,
                 grad: str = "backward",
-                memory_format: torch.memory_format = torch.contiguous_format
-                ) -> tuple[nn.Module, float]:
-    """Train `config` on (x_all, y_all) on the CPU, the attack's gradient
+                memory_format: torch.memory_format = torch.contiguous_format,
+                device: str | torch.device = "cpu") -> tuple[nn.Module, float]:
+    """Train `config` on (x_all, y_all) on `device`, the attack's gradient
     taken as `grad` says (one of `GRADS`), the model's inputs laid out in
     `memory_format` (channels-last: an informational variant, not the peer);
     (the trained model, seconds in the loop)."""
@@ -77,16 +77,19 @@ def plain_train(config: TrainConfig, x_all: torch.Tensor, y_all: torch.Tensor,
         raise ValueError("the plain loop has no rotation, crops or curriculum")
     if config.lr_schedule != "step" or config.adv_warmup or config.lr_milestones:
         raise ValueError("the plain loop has no lr schedule or eps warm-up")
-    model = build(config)
+    device = torch.device(device)
+    x_all, y_all = x_all.to(device), y_all.to(device)
+    model = build(config).to(device)
     opt = make_optimizer(config, model)
     gens = make_generators(config.seed)
     eps, steps = config.adv_eps, config.adv_steps
     alpha = config.adv_step_size if config.adv_step_size is not None else 2.5 * eps / steps
     n = len(y_all)
+    _sync(device)
     start_time = time.perf_counter()
     for epoch in range(config.epochs):
-        with seeded_global_rng(torch.device("cpu"), _seed(config.seed, 100, epoch)):
-            order = torch.randperm(n, generator=gens["order"])
+        with seeded_global_rng(device, _seed(config.seed, 100, epoch)):
+            order = torch.randperm(n, generator=gens["order"]).to(device)
             for start in range(0, n, config.batch_size):
                 idx = order[start:start + config.batch_size]
                 x, y = x_all[idx], y_all[idx]
@@ -100,4 +103,10 @@ def plain_train(config: TrainConfig, x_all: torch.Tensor, y_all: torch.Tensor,
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+    _sync(device)
     return model, time.perf_counter() - start_time
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -19,7 +19,7 @@ at least 1.3x the plain loop for both models on a CPU.
     python benchmarks/train_throughput.py --n 500 --repeats 1   # quick
 
 Declared size: 2,000 training images, 1 epoch, 3 repeats; its numbers go to
-benchmarks/results/train_throughput-<device>.json.
+benchmarks/results/train_throughput-<device>.json (`--device cuda`: on a GPU).
 """
 from __future__ import annotations
 
@@ -52,10 +52,10 @@ def config(model: str, n: int, epochs: int) -> TrainConfig:
                        train_subset=n, test_subset=100)
 
 
-def plain(cfg: TrainConfig) -> float:
-    """Images per second of the plain loop (on the CPU)."""
+def plain(cfg: TrainConfig, device: torch.device) -> float:
+    """Images per second of the plain loop."""
     data = load_split(cfg, "train")
-    _, seconds = plain_train(cfg, data.images, data.labels)
+    _, seconds = plain_train(cfg, data.images, data.labels, device=device)
     return cfg.epochs * len(data) / seconds
 
 
@@ -73,11 +73,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=DECLARED["epochs"], help="epochs per run (default 1)")
     p.add_argument("--repeats", type=int, default=DECLARED["repeats"],
                    help="alternating timed runs each (default 3)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     p.add_argument("--record", action="store_true", help="write the results file at any size")
     args = p.parse_args(argv)
     if args.n < BATCH or args.epochs < 1 or args.repeats < 1:
         p.error(f"--n must be >= {BATCH}, --epochs and --repeats >= 1")
-    device = pick_device("cpu")  # the peer is a CPU loop
+    device = pick_device(args.device)
     runs = {f"{m}_{k}": [] for m in MODELS for k in ("plain", "ours", "ours_exact")}
     with intra_op_threads(TRAIN_THREADS):
         print(f"device: {record.describe(device)}")
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
             for m in MODELS:
                 cfg = config(m, args.n, args.epochs)
                 load_split(cfg, "train")  # parsing the data set is a one-off, not training cost
-                runs[f"{m}_plain"].append(plain(cfg))
+                runs[f"{m}_plain"].append(plain(cfg, device))
                 runs[f"{m}_ours"].append(ours(cfg, device, channels_last=True))
                 runs[f"{m}_ours_exact"].append(ours(cfg, device, channels_last=False))
     med = {k: statistics.median(v) for k, v in runs.items()}
