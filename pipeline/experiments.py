@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import UsageError
+from empirics.autoattack import REFERENCE as AUTOATTACK_REFERENCE
 from empirics.train import TrainConfig, cusp_stages
 from pipeline.runspec import RunSpec, config_hash
 from theory.check import CheckConfig
@@ -643,6 +644,9 @@ class Measurement:
     pick: str = "stratified"
     n_test: int | None = None
     images: str = "raw"
+    # AutoAttack: the implementation that runs (empirics.autoattack; the authors' own code by
+    # default). Part of the declaration, so records made with another one count as missing.
+    library: str | None = None
 
     def __post_init__(self):
         if self.attack not in MEASUREMENT_ATTACKS:
@@ -655,7 +659,10 @@ class Measurement:
         return f"measure-{self.name}.json"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"epsilons": list(self.epsilons)}
+        d = dataclasses.asdict(self) | {"epsilons": list(self.epsilons)}
+        if d["library"] is None:  # only AutoAttack names one; older records stay current
+            del d["library"]
+        return d
 
 
 def quoted_name(theta: float) -> str:
@@ -684,7 +691,7 @@ def _fig1_measurements(fig: FigureSpec) -> dict[str, tuple[Measurement, ...]]:
         if t.seed == first_seed and any(abs(t.train_rotation - a) < 1e-9 for a in ATTACK_GAP_THETAS):
             eps = ATTACK_GAP_EPS[fig.dataset]
             found.append(Measurement(ATTACK_GAP_AUTOATTACK, "autoattack", eps,
-                                     points=ATTACK_GAP_POINTS))
+                                     points=ATTACK_GAP_POINTS, library=AUTOATTACK_REFERENCE))
             for steps in dict.fromkeys((run.pgd_steps, QUOTED_STEPS)):
                 found.append(Measurement(attack_gap_pgd_name(steps), "pgd", eps, steps,
                                          points=ATTACK_GAP_POINTS))

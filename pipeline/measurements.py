@@ -16,6 +16,7 @@ and stores it atomically beside profiles.json as `measure-<name>.json`:
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,10 +26,21 @@ from empirics.evaluate import evaluate, interior, paired_rot90
 from pipeline.experiments import Measurement, run_measurements
 
 
+def current(path: Path, m: Measurement) -> bool:
+    """Whether `path` holds a readable record of exactly the declaration `m`
+    (a record of an older declaration, e.g. another AutoAttack, is not)."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(stored, dict) and stored.get("measurement") == m.to_dict()
+
+
 def missing(spec, store) -> tuple[Measurement, ...]:
-    """The measurements declared for `spec` that its run folder lacks."""
+    """The measurements declared for `spec` that its run folder lacks or holds
+    only from another declaration."""
     folder = store.run_dir(spec)
-    return tuple(m for m in run_measurements(spec) if not (folder / m.file).is_file())
+    return tuple(m for m in run_measurements(spec) if not current(folder / m.file, m))
 
 
 def points(spec, m: Measurement, data_dir=None, download: bool = False):

@@ -58,8 +58,8 @@ def exported(tmp_path, monkeypatch):
     small.save(make.theory_result_path(store, theorem))
     monkeypatch.chdir(tmp_path)
     code = figures_main(["export", "--scale", SCALE, "--dataset", DATASET,
-                         "--store", str(store.root), "--to", "results"])
-    assert code == 0
+                         "--store", str(store.root), "--to", "results", "--partial"])
+    assert code == 0  # fig1 and theorem1 only: the scale's other figures are not made here
     return tmp_path / "results", fig1
 
 
@@ -100,7 +100,8 @@ def test_figures_and_report_regenerate_from_the_records_alone(exported, capsys):
     assert all(c["verdict"] == "FAILS" and c["statistic"] == 1.0 for c in gaps)  # AA breaks all
     assert checks["provenance"]["run_store"] == "results"  # relative, no machine folder
     assert "quoted: not checked" in notes  # the paper quotes MNIST's numbers
-    assert "claim_i_p4cnn: not checked" in notes  # full-cpu declares no fig3
+    # declared at full-cpu, but no fig3 run is in this folder yet: a note, not an error
+    assert "claim_i_p4cnn: not checked: runs not made yet: 8 of 8 fig3 runs" in notes
     rob = next(c for c in checks["checks"] if c["name"] == "claim_i_stdcnn_robustness")
     assert rob["details"]["auc_ranges"]["robustness_auc_eps"] == [0.0, fig1.runs[0].epsilons[-1]]
     assert set(rob["details"]["seed_verdicts"]) == {"0", "1"}

@@ -26,7 +26,7 @@ from pipeline.experiments import (ATTACK_GAP_THETAS, CHECK_RUN_SETS, COROLLARY_I
                                   COROLLARY_RAW, MNIST_FIGURES, MNIST_SHAPED, QUOTED,
                                   QUOTED_DATASETS, SCALES, declared, figure, quoted_name,
                                   scale_label)
-from pipeline.runstore import RunStore
+from pipeline.runstore import RunStore, portable_path
 from pipeline.sweep import RunOptions
 from theory.result import TheoremCheck
 from verify import checks, gather, stats
@@ -459,6 +459,24 @@ def make_missing(config: VerifyConfig) -> dict:
     return {n: skipped.get(n, "ready") for n in names}
 
 
+def _unfinished(runs: Runs, needs) -> str | None:
+    """Why a check cannot run yet from a records folder that a sweep is still
+    filling (--no-sweep): which declarations miss runs, and how to go on."""
+    short = []
+    for name in needs:
+        if name == "theorem1":
+            continue
+        fig = runs.figure(name)
+        lacking = len(runs.store.missing(fig.runs))
+        if lacking:
+            short.append(f"{lacking} of {len(fig.runs)} {name} runs")
+    if not short:
+        return None
+    return (f"runs not made yet: {', '.join(short)} are not in {portable_path(runs.store.root)} "
+            "(a sweep in progress; `python -m paper_figures run ... --results FOLDER` continues "
+            "it)")
+
+
 def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
     """Every check, in report order, and notes on steps that failed."""
     notes, results = [], []
@@ -506,6 +524,8 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
         missing = [n for n in needs if not config.declared(n)]
         if missing:
             not_here[name] = f"scale {config.scale} declares no {', '.join(missing)}"
+        elif not config.sweep and not not_here.get(name):
+            not_here[name] = _unfinished(runs, needs)
         if not_here.get(name):
             notes.append(f"{name}: not checked: {not_here[name]}")
         elif fn is None:
