@@ -32,7 +32,8 @@ from empirics.data import DATASETS, ImageData, SUBSET_SEED, load
 from empirics.evaluate import Evaluation
 from empirics.external import sha256
 from empirics.profiles import InvarianceProfile, measure
-from empirics.train import CHECKPOINT, build, read_checkpoint, read_config
+from empirics.train import read_config
+from empirics.train.loop import load_checkpointed
 from empirics.train.folder import check_run_folder
 
 PROG = "python -m empirics.profile"
@@ -42,14 +43,7 @@ PROFILE = "profile.json"
 def load_run(run_dir: str | os.PathLike, device=None):
     """(model in eval mode on `device`, its TrainConfig, the `model` record):
     the run's last saved epoch, with that epoch and whether training finished."""
-    config = read_config(run_dir)
-    path = Path(run_dir) / CHECKPOINT
-    ckpt = read_checkpoint(path)
-    model = build(config)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, TypeError) as err:
-        raise UsageError(f"corrupt checkpoint {path}: {str(err).splitlines()[0][:200]}") from None
+    model, config, ckpt, path = load_checkpointed(run_dir)
     record = {"kind": "run", "spec": str(run_dir), "weights": str(path),
               "weights_sha256": sha256(path), "kwargs": {}, "train_config": config.to_dict(),
               "epoch": int(ckpt["epoch"]), "finished": int(ckpt["epoch"]) == config.epochs}

@@ -370,9 +370,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     return TrainResult(str(out), config, tuple(history))
 
 
-def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = None
-               ) -> tuple[nn.Module, TrainConfig]:
-    """The model of a run folder (last saved epoch), in eval mode, and its config."""
+def load_checkpointed(run_dir: str | os.PathLike) -> tuple[nn.Module, TrainConfig, dict, Path]:
+    """(model with the run's last saved weights, on the CPU, its config, the
+    checkpoint, the checkpoint's path)."""
     config = read_config(run_dir)
     path = Path(run_dir) / CHECKPOINT
     ckpt = read_checkpoint(path)
@@ -381,6 +381,13 @@ def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = N
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError) as err:
         raise UsageError(f"corrupt checkpoint {path}: {str(err).splitlines()[0][:200]}") from None
+    return model, config, ckpt, path
+
+
+def load_model(run_dir: str | os.PathLike, device: str | torch.device | None = None
+               ) -> tuple[nn.Module, TrainConfig]:
+    """The model of a run folder (last saved epoch), in eval mode, and its config."""
+    model, config, _, _ = load_checkpointed(run_dir)
     dev = device if isinstance(device, torch.device) else pick_device(device)
     return model.to(dev).eval(), config
 
