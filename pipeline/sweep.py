@@ -183,7 +183,7 @@ def run_sweep(specs, store: RunStore, jobs: int = 1, ray_address: str | None = N
     if not todo:
         return []
     root = str(store.root)
-    done, held = [], []
+    done, held, interrupted = [], [], False
     try:
         with stop_on_sigterm():
             if ray_address is not None:
@@ -193,13 +193,15 @@ def run_sweep(specs, store: RunStore, jobs: int = 1, ray_address: str | None = N
             else:
                 _run_pool(todo, root, jobs, options, run_fn, done, held)
     except KeyboardInterrupt:
+        interrupted = True  # raised below, so that the interrupt's frames (a pool) are freed
+    finally:
+        _report_held(held)
+    if interrupted:
         left = len(todo) - len(done) - len(held)
         print(f"interrupted: {len(done)} run(s) finished and stored in {root}; {left} not "
               "finished, the next sweep resumes them from their last finished epoch",
               file=sys.stderr, flush=True)
-        raise SweepInterrupted(INTERRUPTED_STATUS) from None
-    finally:
-        _report_held(held)
+        raise SweepInterrupted(INTERRUPTED_STATUS)
     return done
 
 
@@ -332,6 +334,7 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         process.kill()
     for process in workers:
         process.join(timeout=5)
+    pool.shutdown(wait=True)  # its workers are gone: this reaps its queues at once
 
 
 def _run_pool(todo, root, jobs, options, run_fn, done, held) -> None:
