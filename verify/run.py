@@ -459,9 +459,20 @@ def make_missing(config: VerifyConfig) -> dict:
     return {n: skipped.get(n, "ready") for n in names}
 
 
+def _filling(runs: Runs) -> bool:
+    """Whether the store holds some finished run of this scale's declarations
+    (a sweep in progress), rather than none (the wrong folder, or nothing run)."""
+    if not hasattr(runs, "_filling"):
+        names = [n for n in MNIST_FIGURES + CHECK_RUNS if runs.config.declared(n)]
+        runs._filling = any(runs.store.is_done(r) for n in names for r in runs.figure(n).runs)
+    return runs._filling
+
+
 def _unfinished(runs: Runs, needs) -> str | None:
     """Why a check cannot run yet from a records folder that a sweep is still
     filling (--no-sweep): which declarations miss runs, and how to go on."""
+    if not _filling(runs):
+        return None  # an empty store: each check says what is missing and how to make it
     short = []
     for name in needs:
         if name == "theorem1":
