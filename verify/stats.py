@@ -163,16 +163,24 @@ def trend(x, values, n_resamples: int = 2000, seed: int = 0,
     values: (M, S, n) or (M, n) per-point outcomes (e.g. per-point AUC
     contributions), paired across models."""
     arr = as_outcomes(values)
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1 or x.size != arr.shape[0]:
-        raise ValueError(f"`x` must have one value per model ({arr.shape[0]}), got {x.shape}.")
+    x = _design(x, arr.shape[0])
     level = _check_level(level)
-    reps = bootstrap_means(arr, n_resamples, seed)  # (R, M)
-    means = point_means(arr)  # (M,)
+    return _trend_of(x, point_means(arr), bootstrap_means(arr, n_resamples, seed), level)
+
+
+def _design(x, n_models: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.size != n_models:
+        raise ValueError(f"`x` must have one value per model ({n_models}), got {x.shape}.")
+    return x
+
+
+def _trend_of(x: np.ndarray, means: np.ndarray, reps: np.ndarray, level: float) -> Trend:
+    """Trend of per-model statistics `means` (M,) with replicates `reps` (R, M)."""
     hi_i, lo_i = int(np.argmax(x)), int(np.argmin(x))
     rho = _interval(float(rank_correlation(x, means)), rank_correlation(x, reps), level)
     effect = _interval(means[hi_i] - means[lo_i], reps[:, hi_i] - reps[:, lo_i], level)
-    per_model = tuple(_interval(means[m], reps[:, m], level) for m in range(arr.shape[0]))
+    per_model = tuple(_interval(means[m], reps[:, m], level) for m in range(means.shape[0]))
     return Trend(tuple(float(v) for v in x), rho, effect, per_model)
 
 
@@ -185,18 +193,12 @@ def trend_ratio(x, num, den, n_resamples: int = 2000, seed: int = 0,
     a, b = as_outcomes(num), as_outcomes(den)
     if a.shape != b.shape:
         raise ValueError(f"`num` and `den` must have the same shape, got {a.shape} and {b.shape}.")
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1 or x.size != a.shape[0]:
-        raise ValueError(f"`x` must have one value per model ({a.shape[0]}), got {x.shape}.")
+    x = _design(x, a.shape[0])
     level = _check_level(level)
     with np.errstate(divide="ignore", invalid="ignore"):
         reps = bootstrap_means(a, n_resamples, seed) / bootstrap_means(b, n_resamples, seed)
         means = point_means(a) / point_means(b)  # (M,)
-    hi_i, lo_i = int(np.argmax(x)), int(np.argmin(x))
-    rho = _interval(float(rank_correlation(x, means)), rank_correlation(x, reps), level)
-    effect = _interval(means[hi_i] - means[lo_i], reps[:, hi_i] - reps[:, lo_i], level)
-    per_model = tuple(_interval(means[m], reps[:, m], level) for m in range(a.shape[0]))
-    return Trend(tuple(float(v) for v in x), rho, effect, per_model)
+    return _trend_of(x, means, reps, level)
 
 
 def paired_difference(a, b, n_resamples: int = 2000, seed: int = 0,
