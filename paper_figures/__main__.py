@@ -91,7 +91,9 @@ def parser() -> argparse.ArgumentParser:
                 epilog=__doc__.split("\n\n", 1)[1])
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     run = sub.add_parser("run", help="train and profile every missing run of the figures")
-    run.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
+    run.add_argument("figures", nargs="+", metavar="FIG",
+                     help=", ".join(FIGURE_NAMES + CHECK_RUN_SETS) + " (corollary: the "
+                     "corollary check's P4CNN run, which no figure draws)")
     plot = sub.add_parser("plot", help="draw figures from the run store (never trains)")
     plot.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
     every = sub.add_parser("all", help="run and plot every figure whose data set is available")
@@ -128,7 +130,7 @@ def _results(args):
 
 
 def _cmd_run(args) -> None:
-    figs = [figure(n, args.scale, args.dataset) for n in check_names(args.figures)]
+    figs = [figure(n, args.scale, args.dataset) for n in check_names(args.figures, runnable=True)]
     for fig in figs:  # as `all`: the data first, before the store is touched
         why = make.available(fig, args.data_dir, args.download)
         if why is not None:

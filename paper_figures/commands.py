@@ -26,7 +26,7 @@ from core.errors import UsageError
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
 from paper_figures import draw, tables
 from pipeline import make
-from pipeline.experiments import FIGURE_NAMES, FigureSpec, figure, scale_label
+from pipeline.experiments import CHECK_RUN_SETS, FIGURE_NAMES, FigureSpec, figure, scale_label
 from pipeline.runstore import RunStore, portable_path
 from pipeline.sweep import RunOptions
 from theory.check import theorem1_figure
@@ -46,11 +46,14 @@ def default_out_dir(scale: str, dataset: str | None = None) -> Path:
     return Path("paper_figures") / scale_label(scale, dataset)
 
 
-def check_names(names) -> tuple[str, ...]:
+def check_names(names, runnable: bool = False) -> tuple[str, ...]:
+    """`names` when each is a figure (or, with `runnable`, also a check's run
+    set such as the corollary's, which `run` makes but nothing draws)."""
     names = tuple(names)
-    bad = [n for n in names if n not in FIGURE_NAMES]
+    known = FIGURE_NAMES + (CHECK_RUN_SETS if runnable else ())
+    bad = [n for n in names if n not in known]
     if bad or not names:
-        raise UsageError(f"unknown figure {bad[0]!r}; choose from {', '.join(FIGURE_NAMES)}"
+        raise UsageError(f"unknown figure {bad[0]!r}; choose from {', '.join(known)}"
                          if bad else "name at least one figure")
     return names
 

@@ -92,12 +92,15 @@ def adopt_exported(specs, store: RunStore, results: str | Path | None) -> list[s
     the store, so that a sweep on a fresh clone continues where the exported
     one stopped and trains only what neither holds. A partial checkpoint the
     store kept for such a run is removed (the finished records supersede it).
+    A run whose exported records lack a measurement declared since is not
+    adopted: records travel without checkpoints, so only training it again
+    can make that measurement.
     Returns the keys adopted; none when `results` is None or not a folder."""
     if results is None or not Path(results).is_dir() or Path(results) == Path(store.root):
         return []
     exported = RunStore(results)
     adopt = [spec for spec in dict((s.key, s) for s in store.missing(specs)).values()
-             if exported.is_done(spec)]
+             if exported.is_done(spec) and not measurements.missing(spec, exported)]
     for spec in adopt:
         store.run_dir(spec).mkdir(parents=True, exist_ok=True)
         with RunLock(store.run_dir(spec), what=f"run {spec.key} in {store.root}"):

@@ -118,3 +118,40 @@ def test_export_refuses_unfinished_runs_unless_partial(tmp_path, monkeypatch, tr
         figures_main(["export", "--scale", SCALE, "--dataset", DATASET, "--store",
                       str(tmp_path / "s"), "--to", "out"])
     assert stop.value.code == 2
+
+
+def test_exported_run_lacking_a_declared_measurement_is_trained_again(tmp_path):
+    """Records travel without checkpoints: a run whose export predates a
+    measurement declared since (fig1's AutoAttack gap) is not adopted, so the
+    sweep trains it again and makes the measurement; once the exported folder
+    holds the measurement too, the run is adopted."""
+    from pipeline.experiments import run_measurements
+    fig1 = figure("fig1", SCALE, DATASET)
+    measured = [s for s in fig1.runs if run_measurements(s)]
+    plain = [s for s in fig1.runs if not run_measurements(s)]
+    assert measured and plain
+    exported = RunStore(tmp_path / "results")
+    for spec in (measured[0], plain[0]):
+        inv, rob = _profiles(spec)
+        exported.save_profiles(spec, inv, rob, seconds=1.0)
+    store = RunStore(tmp_path / "store")
+    assert make.adopt_exported([measured[0], plain[0]], store, exported.root) == [plain[0].key]
+    assert not store.is_done(measured[0])
+    for m in run_measurements(measured[0]):  # the export now carries every measurement
+        (exported.run_dir(measured[0]) / m.file).write_text(
+            json.dumps({"key": measured[0].key, "measurement": m.to_dict(), "result": {}}))
+    assert make.adopt_exported([measured[0]], store, exported.root) == [measured[0].key]
+
+
+def test_run_accepts_a_check_run_set_that_plot_refuses(tmp_path, monkeypatch, trainer):
+    """`run corollary` makes the corollary check's P4CNN run; nothing draws it."""
+    fake = trainer(FakeTrainer())
+    monkeypatch.setattr(make, "available", lambda *a, **k: None)  # no data set needed here
+    monkeypatch.setattr(make, "add_missing_measurements", lambda *a, **k: [])
+    monkeypatch.chdir(tmp_path)
+    assert figures_main(["run", "corollary", "--scale", SCALE, "--dataset", DATASET,
+                         "--store", "s", "--results", "none", "--quiet", "--jobs", "1"]) in (0, None)
+    assert fake.made == [s.key for s in figure("corollary", SCALE, DATASET).runs]
+    with pytest.raises(SystemExit) as stop:
+        figures_main(["plot", "corollary", "--scale", SCALE, "--dataset", DATASET, "--store", "s"])
+    assert stop.value.code == 2
