@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # claim verified against the same run store (writes the report).
 demo: $(STAMP)
 	$(BIN)/python -m theory.check --p 0.7
-	$(BIN)/python -m paper_figures all --scale quick --jobs 2
-	$(BIN)/python -m verify --scale quick --jobs 2
+	$(BIN)/python -m paper_figures all --scale quick --jobs 2 --channels-last
+	$(BIN)/python -m verify --scale quick --jobs 2 --channels-last
 
 # pytest exits 5 when it collects no tests; that is not a failure here.
 test: $(STAMP)

@@ -21,7 +21,7 @@ from pipeline.checkpoint_storage import open_storage
 from pipeline.experiments import (CHECK_RUN_SETS, FIGURE_NAMES, MNIST_SHAPED, SCALES, declared,
                                   figure)
 from pipeline.runstore import DEFAULT_ROOT, RunStore
-from pipeline.sweep import RunOptions, default_jobs
+from pipeline.sweep import CHANNELS_LAST_HELP, RunOptions, default_jobs
 
 PROG = "python -m paper_figures"
 FIGURE_FILES = ("png", "pdf", "csv", "json")  # what `plot` writes per figure
@@ -75,6 +75,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                         "from both (default: results/SCALE[-DATASET]/ when it exists; "
                         "'none' to ignore it)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--channels-last", action="store_true", help=CHANNELS_LAST_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -119,7 +120,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _options(args):
     return RunOptions(args.data_dir, args.download, args.device, not args.quiet,
-                      checkpoint_storage=args.checkpoint_storage)
+                      checkpoint_storage=args.checkpoint_storage, channels_last=args.channels_last)
 
 
 def _results(args):
@@ -155,7 +156,7 @@ def _cmd_all(args) -> None:
                           args.gpus_per_run, args.data_dir, args.download, args.out,
                           not args.quiet, args.device, dataset=args.dataset,
                           checkpoint_storage=args.checkpoint_storage,
-                          results=_results(args))
+                          results=_results(args), channels_last=args.channels_last)
     for name, what in status.items():
         print(f"{name}: {what}")
 

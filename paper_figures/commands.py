@@ -143,7 +143,8 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
                  device: str | None = None, command: str | None = None,
                  dataset: str | None = None,
                  checkpoint_storage: str | None = None,
-                 results: str | os.PathLike | None = None) -> dict[str, str]:
+                 results: str | os.PathLike | None = None,
+                 channels_last: bool = False) -> dict[str, str]:
     """Make what the figures of `names` whose data set is available still
     miss, then draw those that are missing or stale.
     Runs the results folder `results` holds count as done (`make.adopt_exported`).
@@ -154,7 +155,8 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
     ready, status = make.ready(names, scale, dataset, data_dir, download)
     make.ensure(ready, store, jobs, ray, gpus_per_run,
                 RunOptions(data_dir, download, device, progress,
-                           checkpoint_storage=checkpoint_storage), results=results)
+                           checkpoint_storage=checkpoint_storage, channels_last=channels_last),
+                results=results)
     for fig in ready:
         if figure_current(fig, store, out):
             status[fig.name] = "up to date"

@@ -287,3 +287,29 @@ def test_stopping_a_two_job_sweep_takes_seconds_and_keeps_everything(tmp_path, h
     for spec in runs[1:3]:
         log = trained_epochs(store, spec)
         assert sorted(set(log)) == list(range(40)) and len(log) <= 41
+
+
+# ------------------------------------------------------ channels-last option
+def test_channels_last_applies_to_runs_without_an_attack_only(tmp_path, monkeypatch):
+    from empirics.train import TrainConfig
+    from pipeline.sweep import channels_last_for, execute_run, execution
+    plain = TrainConfig(model="stdcnn", epochs=2)
+    attacked = TrainConfig(model="lenet", epochs=2, adv_eps=0.1, adv_steps=2)
+    on = RunOptions(channels_last=True)
+    assert channels_last_for(plain, on) and not channels_last_for(plain, RunOptions())
+    assert not channels_last_for(attacked, on)
+    assert execution(on, torch.device("cpu"), True)["channels_last"] is True
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(config, folder, **kw):
+        seen.append(kw["channels_last"])
+        raise Stop
+    monkeypatch.setattr(sweep_module, "train", fake_train)
+    for config in (plain, attacked):
+        with pytest.raises(Stop):
+            execute_run(RunSpec(config, thetas=(0,), epsilons=(0,), pgd_steps=1, n_test=10),
+                        str(tmp_path), on)
+    assert seen == [True, False]

@@ -18,6 +18,7 @@ from core.errors import ArgumentParser, exit_on_usage_error
 from pipeline.experiments import MNIST_SHAPED, SCALES
 from core.io import atomic_write_json, atomic_write_text, provenance
 from pipeline.runstore import portable_path
+from pipeline.sweep import CHANNELS_LAST_HELP
 from verify import report
 from verify.result import ERROR
 from verify.run import MNIST_FIGURES, READINGS, VerifyConfig, run_verify, say
@@ -38,8 +39,8 @@ def parser() -> argparse.ArgumentParser:
         "input."))
     p.add_argument("--scale", default="quick", choices=SCALES, help="figure scale: quick (CPU, "
                    "mnist5k; default), paper (the paper's protocol), full (all 60,000 training "
-                   "images, sized for 15 minutes of one GPU) or full-cpu (Fig. 1 on all 60,000 "
-                   "images in about half an hour of 2 CPU cores)")
+                   "images, sized for 15 minutes of one GPU) or full-cpu (all 60,000 Fashion-MNIST "
+                   "training images, sized for a few hours of 2 CPU cores)")
     p.add_argument("--dataset", default=None, choices=MNIST_SHAPED, help="an MNIST-shaped data "
                    "set replacing the scale's default (mnist5k for quick, mnist otherwise), "
                    "e.g. fashion-mnist; the report goes to OUT/SCALE-DATASET/")
@@ -51,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (default 1)")
     p.add_argument("--data-dir", default=None, help="folder with MNIST/CIFAR-10 files for the "
                    "full data sets (mnist5k needs none)")
+    p.add_argument("--channels-last", action="store_true", help=CHANNELS_LAST_HELP)
     p.add_argument("--no-sweep", action="store_true", help="do not train: check what the run "
                    "store already holds (missing runs give ERROR rows)")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples, "
@@ -75,7 +77,7 @@ def config_from_args(args) -> VerifyConfig:
     check_args(args)
     config = VerifyConfig(scale=args.scale, dataset=args.dataset, store=args.store, out=args.out,
                           figures_dir=args.figures, jobs=args.jobs, data_dir=args.data_dir,
-                          sweep=not args.no_sweep, n_resamples=args.resamples, seed=args.seed)
+                          sweep=not args.no_sweep, channels_last=args.channels_last, n_resamples=args.resamples, seed=args.seed)
     validate.output_files([config.report_dir / name for name in REPORT_FILES], "--out")
     return config
 

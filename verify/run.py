@@ -78,6 +78,7 @@ class VerifyConfig:
     jobs: int = 1
     data_dir: str | None = None
     sweep: bool = True
+    channels_last: bool = False  # runs without an attack train channels-last (pipeline.sweep)
     n_resamples: int = 2000
     seed: int = 0
 
@@ -459,7 +460,8 @@ def make_missing(config: VerifyConfig) -> dict:
     names = [n for n in (*MNIST_FIGURES, *CHECK_RUNS) if config.declared(n)]
     figs, skipped = make.ready(names, config.scale, config.dataset, config.data_dir)
     make.ensure(figs, RunStore(config.store), config.jobs,
-                options=RunOptions(config.data_dir, progress=sys.stderr.isatty()))
+                options=RunOptions(config.data_dir, progress=sys.stderr.isatty(),
+                                   channels_last=config.channels_last))
     return {n: skipped.get(n, "ready") for n in names}
 
 
