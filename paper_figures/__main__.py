@@ -188,7 +188,8 @@ def _cmd_export(args) -> None:
     written = make.export_records(figs, store, args.to, partial=args.partial)
     print(f"wrote {len(written)} record files of {', '.join(names)} into {args.to}")
     held = RunStore(args.to)  # runs an earlier export put there count as done
-    missing = sum(1 for f in figs for run in store.missing(f.runs) if not held.is_done(run))
+    missing = sum(1 for f in figs for run in store.missing(f.runs)
+                  if not make.complete(run, held))
     if missing:
         print(f"{missing} declared run(s) not finished yet, not exported; `run` or `all` "
               f"with --results {args.to} continues from these records")

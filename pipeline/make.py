@@ -86,6 +86,13 @@ def _ensure_theory(fig: FigureSpec, store: RunStore, progress: bool) -> bool:
     return True
 
 
+def complete(spec, store: RunStore) -> bool:
+    """Whether `store` holds run `spec` finished with every measurement
+    declared for it (what a results folder must hold for the run to count
+    as done)."""
+    return store.is_done(spec) and not measurements.missing(spec, store)
+
+
 def adopt_exported(specs, store: RunStore, results: str | Path | None) -> list[str]:
     """Runs of `specs` that the results folder `results` holds finished
     (exported records) and `store` does not: their records are copied into
@@ -100,7 +107,7 @@ def adopt_exported(specs, store: RunStore, results: str | Path | None) -> list[s
         return []
     exported = RunStore(results)
     adopt = [spec for spec in dict((s.key, s) for s in store.missing(specs)).values()
-             if exported.is_done(spec) and not measurements.missing(spec, exported)]
+             if complete(spec, exported)]
     for spec in adopt:
         store.run_dir(spec).mkdir(parents=True, exist_ok=True)
         with RunLock(store.run_dir(spec), what=f"run {spec.key} in {store.root}"):
