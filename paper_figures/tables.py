@@ -20,11 +20,9 @@ import io
 import math
 from dataclasses import asdict, dataclass, fields
 
-from core.auc import trapezoid_weights
+from core import auc
 from core.estimate import Estimate
 from pipeline.experiments import format_eps
-
-Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 
 
 @dataclass(frozen=True)
@@ -107,29 +105,16 @@ def profile_rows(fig, records) -> list[Row]:
     return rows
 
 
-def mean_ci(values) -> tuple[float, float, float]:
-    """Mean of per-test-point values and its normal 95 % interval."""
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / max(n - 1, 1)
-    half = Z95 * math.sqrt(var / n)
-    return mean, mean - half, mean + half
-
-
 def invariance_auc(inv) -> tuple[float, float, float]:
-    """Normalised area under the invariance profile with a 95 % interval
-    over test points (the area is the mean of per-point areas)."""
-    w = trapezoid_weights(inv.thetas).tolist()
-    per_point = [sum(wj * row[i] for wj, row in zip(w, inv.invariant)) for i in range(inv.n)]
-    return mean_ci(per_point)
+    """Normalised area under the invariance profile with its 95 % interval
+    over test points (`core.auc.interval`)."""
+    return auc.interval(auc.invariance_points(inv.thetas, inv.invariant))
 
 
 def robustness_auc(rob) -> tuple[float, float, float]:
-    """Normalised area under the accuracy-vs-eps profile, 95 % interval over
-    test points (point i is correct at eps_j iff broken_at[i] > j)."""
-    w = trapezoid_weights(rob.epsilons).tolist()
-    per_point = [sum(wj for j, wj in enumerate(w) if b > j) for b in rob.broken_at]
-    return mean_ci(per_point)
+    """Normalised area under the accuracy-vs-eps profile with its 95 %
+    interval over test points (`core.auc.interval`)."""
+    return auc.interval(auc.robustness_points(rob.epsilons, rob.broken_at))
 
 
 def nearest_index(grid, value: float) -> int:

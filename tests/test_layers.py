@@ -70,3 +70,21 @@ def test_auc_is_the_trapezoid_rule_normalised_by_the_range():
     assert trapezoid_weights([0.5]).tolist() == [1.0]
     rows = np.stack([values, 1 - values], axis=1)  # (K, 2): one column per test point
     assert auc(grid, rows) == pytest.approx([area / 0.6, 1 - area / 0.6], abs=1e-15)
+
+
+def test_one_auc_interval_is_the_normal_interval_of_the_per_point_mean():
+    from scipy import stats as sstats
+    from core.auc import interval, robustness_points
+    rng = np.random.default_rng(3)
+    eps = (0.0, 0.05, 0.1, 0.2)
+    broken = rng.integers(0, len(eps) + 1, 400)
+    points = robustness_points(eps, broken)
+    mean, lo, hi = interval(points)
+    sem = points.std(ddof=1) / np.sqrt(points.size)
+    want = sstats.norm.interval(0.95, loc=points.mean(), scale=sem)  # an independent route
+    assert mean == pytest.approx(points.mean()) and (lo, hi) == pytest.approx(want, abs=1e-12)
+    # the per-point AUCs: point i is correct at eps index j iff broken[i] > j
+    by_hand = [np.trapezoid([float(b > j) for j in range(len(eps))], eps) / 0.2
+               if hasattr(np, "trapezoid") else None for b in broken[:5]]
+    if by_hand[0] is not None:
+        assert points[:5] == pytest.approx(by_hand, abs=1e-12)

@@ -9,6 +9,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.functional import rotate as tv_rotate
 
+from core import auc
 from empirics.attacks import pgd_profile, predict
 from empirics.profiles import (InvarianceProfile, RobustnessProfile, invariance_profile,
                                robustness_profile)
@@ -159,16 +160,14 @@ def test_rates_auc_and_accessors_by_hand():
     assert rob.accuracy[0].ci_low < 0.75 < rob.accuracy[0].ci_high
 
 
-def test_auc_agrees_with_verify_per_point_auc():
-    # verify.checks computes the same area as a mean of per-point areas.
-    checks = pytest.importorskip("verify.checks")
+def test_auc_agrees_with_the_mean_of_per_point_aucs():
+    # a profile's AUC from its rates = the mean of its test points' AUCs
+    # (core.auc's per-point route, which figures and checks read)
     rob = RobustnessProfile((0.0, 0.05, 0.2, 0.5), (0, 4, 2, 1, 3, 4, 4), (4,) * 7, 0.0, 40, 0)
-    assert rob.auc() == pytest.approx(checks.robustness_auc_points(rob.epsilons,
-                                                                   rob.broken_at).mean())
+    assert rob.auc() == pytest.approx(auc.robustness_points(rob.epsilons, rob.broken_at).mean())
     inv = InvarianceProfile((0.0, 60.0, 180.0), ((1, 1, 1), (1, 0, 1), (0, 0, 1)),
                             ((1, 1, 0),) * 3, (1, 1, 0), 0)
-    assert inv.auc() == pytest.approx(checks.invariance_auc_points(inv.thetas,
-                                                                   inv.invariant).mean())
+    assert inv.auc() == pytest.approx(auc.invariance_points(inv.thetas, inv.invariant).mean())
 
 
 # ---------------------------------------------------------------- validation

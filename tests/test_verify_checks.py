@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from core import auc
 from core.estimate import Estimate
 from verify import checks
 from verify.result import CheckResult
@@ -26,20 +27,20 @@ def test_invariance_auc_points_average_to_the_profile_auc():
     thetas = np.array([0, 30, 90, 180.0])
     inv = rng.random((4, 60)) < 0.7
     want = np.trapezoid(inv.mean(axis=1), thetas) / 180.0
-    assert checks.invariance_auc_points(thetas, inv).mean() == pytest.approx(want)
+    assert auc.invariance_points(thetas, inv).mean() == pytest.approx(want)
 
 
 def test_robustness_auc_points_from_broken_at():
     # Grid 0, 0.1, 0.3: point broken at index 1 is correct only at eps 0, so
     # its accuracy curve is (1, 0, 0) and its area is 0.1 * 0.5 / 0.3.
     eps = [0.0, 0.1, 0.3]
-    got = checks.robustness_auc_points(eps, [0, 1, 3])
+    got = auc.robustness_points(eps, [0, 1, 3])
     np.testing.assert_allclose(got, [0.0, 0.05 / 0.3, 1.0])
     np.testing.assert_array_equal(checks.correct_at(eps, [0, 1, 3], 0.1), [False, False, True])
     with pytest.raises(ValueError, match="`eps`"):
         checks.correct_at(eps, [0, 1, 3], 0.2)
     with pytest.raises(ValueError, match="`broken_at`"):
-        checks.robustness_auc_points(eps, [4])
+        auc.robustness_points(eps, [4])
 
 
 # ------------------------------------------------------------ claims (i), (ii)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import verify.run as vrun
+from core import auc
 from pipeline.experiments import figure
 from empirics.profiles import InvarianceProfile, RobustnessProfile
 from pipeline.runstore import RunRecord
@@ -110,6 +111,6 @@ def test_sweep_outcomes_stacks_seeds_per_knob_value():
     # value 30 (m = 1), seed 2 is the declaration's run 1 * 3 + 2
     rec = recs[5]
     assert (rec.spec.train.train_rotation, rec.spec.train.seed) == (30, 2)
-    want = gather.checks.invariance_auc_points(rec.invariance.thetas, rec.invariance.invariant)
+    want = auc.invariance_points(rec.invariance.thetas, rec.invariance.invariant)
     np.testing.assert_array_equal(sweep.invariance_auc[1, 2], want)
     assert sweep.keys[5] == rec.spec.key

@@ -23,7 +23,6 @@ from typing import Mapping
 
 import numpy as np
 
-from core.auc import auc
 from core.estimate import Estimate
 from core.outcomes import correct_by_eps, grid_index
 from pipeline.experiments import MNIST_STD
@@ -36,36 +35,6 @@ QUOTED_REF = "Sec. 2.1, text on Fig. 1"
 THEOREM_REF = "Sec. 3, Theorem 1"
 COROLLARY_REF = "Sec. 1.1, corollary"
 CURRICULUM_REF = "v5 abstract (CuSP)"
-
-
-# ------------------------------------------------------------ per-point AUCs
-def _normalised_trapezoid(grid, rows: np.ndarray, name: str) -> np.ndarray:
-    """(n,) per-point normalised AUCs (`core.auc`) of outcome rows (K, n) on `grid`."""
-    grid = np.asarray(grid, dtype=np.float64)
-    if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) <= 0):
-        raise ValueError(f"`{name}` must be an increasing grid of at least 2 values.")
-    if rows.shape[0] != grid.size:
-        raise ValueError(f"outcomes must have one row per `{name}` value "
-                         f"({grid.size}), got {rows.shape[0]}.")
-    return auc(grid, rows)
-
-
-def invariance_auc_points(thetas, invariant) -> np.ndarray:
-    """(n,) per-point contributions to the invariance-profile AUC.
-
-    invariant: (n_thetas, n) bool. Their mean is the trapezoid area under the
-    profile normalised by the theta range (the AUC is linear in the rates)."""
-    inv = np.asarray(invariant, dtype=np.float64)
-    if inv.ndim != 2:
-        raise ValueError(f"`invariant` must be (n_thetas, n), got shape {inv.shape}.")
-    return _normalised_trapezoid(thetas, inv, "thetas")
-
-
-def robustness_auc_points(epsilons, broken_at) -> np.ndarray:
-    """(n,) per-point contributions to the robustness-profile (accuracy) AUC."""
-    eps = np.asarray(epsilons, dtype=np.float64)
-    return _normalised_trapezoid(eps, correct_by_eps(broken_at, eps.size).astype(np.float64),
-                                 "epsilons")
 
 
 def correct_at(epsilons, broken_at, eps: float) -> np.ndarray:

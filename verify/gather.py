@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core import auc
 from core.errors import UsageError
 from core.outcomes import correct_by_eps
 from pipeline.runstore import MissingRunError
-from verify import checks
 
 KNOBS = {"rotation": "train_rotation", "eps": "adv_eps"}
 
@@ -72,7 +72,7 @@ def sweep_outcomes(records, knob: str, test_rotation: float = 0.0) -> Sweep:
         clean_pts.append([np.asarray(groups[value][s].invariance.clean_correct, dtype=np.float64)
                           for s in seeds])
         clean.append(float(np.mean([groups[value][s].invariance.clean_correct for s in seeds])))
-        inv.append([checks.invariance_auc_points(thetas, groups[value][s].invariance.invariant)
+        inv.append([auc.invariance_points(thetas, groups[value][s].invariance.invariant)
                     for s in seeds])
         rob.append([_robustness_auc(groups[value][s], test_rotation) for s in seeds])
         unfooled.append([_robustness_auc(groups[value][s], test_rotation, "fooled_at")
@@ -98,7 +98,7 @@ def _robustness_auc(record, test_rotation: float, outcome: str = "broken_at") ->
         raise UsageError(f"run {record.spec.key} has no robustness profile at test rotation "
                          f"{test_rotation:g}")
     prof = record.robustness[test_rotation]
-    return checks.robustness_auc_points(prof.epsilons, getattr(prof, outcome))
+    return auc.robustness_points(prof.epsilons, getattr(prof, outcome))
 
 
 class MissingMeasurement(MissingRunError):
