@@ -114,3 +114,27 @@ def test_sweep_outcomes_stacks_seeds_per_knob_value():
     want = auc.invariance_points(rec.invariance.thetas, rec.invariance.invariant)
     np.testing.assert_array_equal(sweep.invariance_auc[1, 2], want)
     assert sweep.keys[5] == rec.spec.key
+
+
+def test_training_notes_name_collapsed_runs_and_the_held_out_robust_accuracy():
+    from types import SimpleNamespace as NS
+    spec = lambda k: NS(key=k, describe=lambda: f"lenet eps=0.1 run {k}")  # noqa: E731
+    ok = NS(spec=spec("a"), metrics={"epochs": [{"robust_accuracy": 0.61},
+                                                {"robust_accuracy": 0.64}]})
+    bad = NS(spec=spec("b"), metrics={
+        "epochs": [{"robust_accuracy": 0.60}, {"robust_accuracy": 0.05}],
+        "robust_collapse": {"epoch": 2, "robust_accuracy": 0.05, "best_before": 0.60,
+                            "eps": 0.1}})
+    plain = NS(spec=spec("c"), metrics={"epochs": [{"test_accuracy": 0.9}]})
+
+    class FakeRuns:
+        config = NS(declared=lambda name: name in ("fig1", "fig5"))
+
+        def records(self, name):
+            if name == "fig1":
+                raise vrun.MissingRunError("fig1 not run")
+            return [ok, bad, plain]
+    notes = vrun.training_notes(FakeRuns())
+    assert len(notes) == 2
+    assert notes[0].startswith("fig5: run b") and "collapsed at epoch 2 to 0.050" in notes[0]
+    assert "0.050 to 0.640 over 2 adversarially trained runs; 1 collapsed" in notes[1]

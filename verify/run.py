@@ -494,6 +494,38 @@ def _unfinished(runs: Runs, needs) -> str | None:
             "it)")
 
 
+def training_notes(runs: Runs) -> list[str]:
+    """What the training records say of adversarial training: every run whose
+    held-out robust accuracy collapsed (catastrophic overfitting, stored by the
+    trainer as metrics.json["robust_collapse"]), and per declaration the
+    range of the last epoch's held-out PGD accuracy at the training eps."""
+    notes = []
+    for name in (*MNIST_FIGURES, *CHECK_RUNS):
+        if not runs.config.declared(name):
+            continue
+        try:
+            records = runs.records(name)
+        except (MissingRunError, UsageError):
+            continue
+        checked = []
+        for rec in records:
+            collapse = rec.metrics.get("robust_collapse")
+            if collapse:
+                notes.append(f"{name}: run {rec.spec.key} ({rec.spec.describe()}): held-out PGD "
+                             f"accuracy at eps {collapse['eps']:g} collapsed at epoch "
+                             f"{collapse['epoch']} to {collapse['robust_accuracy']:.3f} (best "
+                             f"before {collapse['best_before']:.3f}): catastrophic overfitting")
+            last = (rec.metrics.get("epochs") or [{}])[-1]
+            if last.get("robust_accuracy") is not None:
+                checked.append(last["robust_accuracy"])
+        if checked:
+            collapsed = sum(bool(r.metrics.get("robust_collapse")) for r in records)
+            notes.append(f"{name}: held-out PGD accuracy at the training eps after the last "
+                         f"epoch: {min(checked):.3f} to {max(checked):.3f} over {len(checked)} "
+                         f"adversarially trained runs; {collapsed} collapsed")
+    return notes
+
+
 def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
     """Every check, in report order, and notes on steps that failed."""
     notes, results = [], []
@@ -550,4 +582,4 @@ def run_verify(config: VerifyConfig) -> tuple[list[CheckResult], list[str]]:
         else:  # a records folder a sweep is filling: what it lacks yet is a note
             waiting = notes if not config.sweep and _filling(runs) else None
             results += guarded(name, ref, claim, fn, waiting)
-    return results, notes
+    return results, notes + training_notes(runs)
