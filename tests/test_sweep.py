@@ -257,8 +257,10 @@ def test_stopping_a_two_job_sweep_takes_seconds_and_keeps_everything(tmp_path, h
     script = tmp_path / "sweep_main.py"
     script.write_text(STOP_SCRIPT.format(tests=str(Path(__file__).parent), store=str(store.root)))
     env = {**os.environ, SLEEP_ENV: "0.25"}
+    # a shell's background job inherits SIGINT ignored: the sweep gets a terminal's default
     sweep = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not (store.is_done(runs[0]) and all(trained_epochs(store, s) for s in runs[1:3])):
