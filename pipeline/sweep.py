@@ -116,8 +116,7 @@ CHANNELS_LAST_HELP = ("train the runs without an attack channels-last: 1.3-1.5x 
 def channels_last_for(config, options: RunOptions) -> bool:
     """Whether `config` trains channels-last under `options`: only a run
     without an attack may (`empirics.train.train` says why)."""
-    return options.channels_last and all(config.stage_at(e).eps == 0
-                                         for e in range(config.epochs))
+    return options.channels_last and not config.attacked
 
 
 def execution(options: RunOptions, device, channels_last: bool = False) -> dict:

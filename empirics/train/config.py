@@ -249,6 +249,11 @@ class TrainConfig:
         _check(isinstance(self.adv_random_start, bool), "adv_random_start", "a bool",
                self.adv_random_start)
 
+    @property
+    def attacked(self) -> bool:
+        """Whether any epoch trains against an attack (eps > 0)."""
+        return any(self.stage_at(e).eps > 0 for e in range(self.epochs))
+
     def stage_at(self, epoch: int) -> Stage:
         """The one-epoch stage in force at `epoch` (counted from 0)."""
         if self.curriculum is None:

@@ -333,7 +333,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, resume: bool = False,
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}")
-    if channels_last and any(config.stage_at(e).eps > 0 for e in range(config.epochs)):
+    if channels_last and config.attacked:
         raise UsageError("channels_last changes what adversarial training computes (PGD's sign "
                          "steps amplify rounding); it is offered for runs without an attack only")
     out = Path(out_dir)
