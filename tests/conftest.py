@@ -29,3 +29,17 @@ def tmp_run_dir(tmp_path):
     d = tmp_path / "run"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def three_seeds():
+    """`three_seeds(name)`: the quick declaration of `name` trained at seeds
+    0, 1, 2 (quick itself trains one), for tests of how seeds pool."""
+    import dataclasses
+
+    from pipeline.experiments import figure, seeded
+
+    def declare(name: str):
+        fig = figure(name, "quick")
+        return dataclasses.replace(fig, runs=seeded(fig.runs, (0, 1, 2)), seeds=(0, 1, 2))
+    return declare

@@ -48,7 +48,7 @@ def fig1():
 def test_plot_never_trains_and_writes_nothing_when_runs_missing(tmp_path, fig1):
     store = RunStore(tmp_path / "store")
     fill(store, figure("fig5", "quick"))  # another figure's runs do not help
-    n = len(fig1.runs)  # 7 rotations x 3 training seeds
+    n = len(fig1.runs)  # 7 rotations, one training seed
     with pytest.raises(MissingRunError, match=f"{n} of {n} runs missing"):
         plot_figure("fig1", "quick", store, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -136,7 +136,8 @@ def test_run_and_plot_skips_figures_whose_data_are_missing(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()
 
 
-def test_seeds_pool_into_one_line_per_series_value(tmp_path, fig1):
+def test_seeds_pool_into_one_line_per_series_value(tmp_path, three_seeds):
+    fig1 = three_seeds("fig1")
     store = RunStore(tmp_path / "store")
     fill(store, fig1)  # run k gets outcomes seeded by 1 + k
     rows = tables.profile_rows(fig1, [store.load(r) for r in fig1.runs])

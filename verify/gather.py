@@ -14,6 +14,7 @@ import numpy as np
 from core import auc
 from core.errors import UsageError
 from core.outcomes import correct_by_eps
+from pipeline.experiments import declared_measurement
 from pipeline.runstore import MissingRunError
 
 KNOBS = {"rotation": "train_rotation", "eps": "adv_eps"}
@@ -106,11 +107,15 @@ class MissingMeasurement(MissingRunError):
 
 
 def measurement(record, name: str) -> dict:
-    """The stored result of measurement `name` of a run (`pipeline.measurements`)."""
+    """The stored result of measurement `name` of a run (`pipeline.measurements`),
+    made exactly as its declaration says: a record of another declaration
+    (other test points, another attack) is missing, not read."""
     found = record.measurements.get(name)
-    if found is None:
+    declared = declared_measurement(record.spec, name)
+    if found is None or (declared is not None and found.get("measurement") != declared.to_dict()):
+        what = "no stored" if found is None else "only an outdated record of"
         raise MissingMeasurement(
-            f"run {record.spec.key} has no stored measurement {name!r}; `python -m paper_figures "
+            f"run {record.spec.key} has {what} measurement {name!r}; `python -m paper_figures "
             "run` with this scale makes it from the run's checkpoint")
     return found["result"]
 
