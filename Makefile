@@ -13,12 +13,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,bench,ray]'
+	$(BIN)/python -m pip install -q --no-compile -e '.[test,bench,ray]'
 	touch $(STAMP)
 
 # The demo needs the package and the AutoAttack reference only (not pytest or Ray).
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[autoattack]'
+	$(BIN)/python -m pip install -q --no-compile -e '.[autoattack]'
 	touch $(DEMO_STAMP)
 
 # The main job: Theorem 1 checked; the quick-scale figures made (trains what

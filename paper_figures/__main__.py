@@ -97,7 +97,8 @@ def parser() -> argparse.ArgumentParser:
                      "corollary check's P4CNN run, which no figure draws)")
     plot = sub.add_parser("plot", help="draw figures from the run store (never trains)")
     plot.add_argument("figures", nargs="+", metavar="FIG", help=", ".join(FIGURE_NAMES))
-    every = sub.add_parser("all", help="run and plot every figure whose data set is available")
+    every = sub.add_parser("all", help="run and plot every figure whose data set is available "
+                           "(and make the check runs verify needs, in the same sweep)")
     lst = sub.add_parser("list", help="list the figures, their runs and which are stored")
     export = sub.add_parser("export", help="copy the small records of every declared run "
                             "(spec, config, metrics, profiles, Theorem 1 results; never "
@@ -152,7 +153,7 @@ def _cmd_plot(args) -> None:
 
 
 def _cmd_all(args) -> None:
-    status = run_and_plot(FIGURE_NAMES, args.scale, args.store, args.jobs, args.ray,
+    status = run_and_plot(FIGURE_NAMES + CHECK_RUN_SETS, args.scale, args.store, args.jobs, args.ray,
                           args.gpus_per_run, args.data_dir, args.download, args.out,
                           not args.quiet, args.device, dataset=args.dataset,
                           checkpoint_storage=args.checkpoint_storage,

@@ -146,18 +146,22 @@ def run_and_plot(names=FIGURE_NAMES, scale: str = "quick", store: RunStore | str
                  results: str | os.PathLike | None = None,
                  channels_last: bool = False) -> dict[str, str]:
     """Make what the figures of `names` whose data set is available still
-    miss, then draw those that are missing or stale.
+    miss, then draw those that are missing or stale. `names` may include
+    check run sets (the corollary's run), made in the same sweep, never drawn.
     Runs the results folder `results` holds count as done (`make.adopt_exported`).
-    Returns {name: "plotted" | "up to date" | "skipped: <reason>"}."""
+    Returns {name: "plotted" | "up to date" | "made" | "skipped: <reason>"}."""
     store = store if isinstance(store, RunStore) else RunStore(store)
     out = Path(out_dir) if out_dir is not None else default_out_dir(scale, dataset)
-    names = check_names(names)
+    names = check_names(names, runnable=True)
     ready, status = make.ready(names, scale, dataset, data_dir, download)
     make.ensure(ready, store, jobs, ray, gpus_per_run,
                 RunOptions(data_dir, download, device, progress,
                            checkpoint_storage=checkpoint_storage, channels_last=channels_last),
                 results=results)
     for fig in ready:
+        if fig.name in CHECK_RUN_SETS:
+            status[fig.name] = "made"
+            continue
         if figure_current(fig, store, out):
             status[fig.name] = "up to date"
         else:

@@ -130,7 +130,7 @@ def _explicit_fig1_quick_run(rotation: float, epochs: int = 10, eps=None,
     from pipeline.experiments import grid
     config = TrainConfig(model="stdcnn", train_rotation=rotation, dataset="mnist5k",
                          epochs=epochs, batch_size=64, optimizer="adam", lr=1e-3, seed=0)
-    eps = grid(0, 0.3, 0.02) if eps is None else eps
+    eps = grid(0, 0.3, 0.03) if eps is None else eps
     return RunSpec(config, grid(0, 180, 15), eps, 10, (0.0,), n_test, 0)
 
 

@@ -315,3 +315,14 @@ def test_channels_last_applies_to_runs_without_an_attack_only(tmp_path, monkeypa
             execute_run(RunSpec(config, thetas=(0,), epsilons=(0,), pgd_steps=1, n_test=10),
                         str(tmp_path), on)
     assert seen == [True, False]
+
+
+def test_runs_that_carry_autoattack_start_first():
+    # the seed-0 StdCNNs at A = 0 and 180 also run AutoAttack, the costliest measurement: a
+    # sweep starts them first, so that no core idles while the last one attacks
+    from pipeline.experiments import figure, run_measurements
+    from pipeline.sweep import by_cost
+    runs = figure("fig1", "quick").runs
+    measured = [r for r in runs if any(m.attack == "autoattack" for m in run_measurements(r))]
+    assert {r.train.train_rotation for r in measured} == {0.0, 180.0}
+    assert set(by_cost(runs)[:2]) == set(measured)
