@@ -125,12 +125,12 @@ def test_with_train_changes_the_key():
 
 # ------------------------------------------------------------ training seeds
 def _explicit_fig1_quick_run(rotation: float, epochs: int = 10, eps=None,
-                             n_test: int = 300) -> RunSpec:
+                             n_test: int = 200) -> RunSpec:
     """The fig1 quick run at `rotation`, seed 0, written out field by field."""
     from pipeline.experiments import grid
     config = TrainConfig(model="stdcnn", train_rotation=rotation, dataset="mnist5k",
                          epochs=epochs, batch_size=64, optimizer="adam", lr=1e-3, seed=0)
-    eps = grid(0, 0.3, 0.03) if eps is None else eps
+    eps = grid(0, 0.3, 0.02) if eps is None else eps
     return RunSpec(config, grid(0, 180, 15), eps, 10, (0.0,), n_test, 0)
 
 
@@ -283,3 +283,17 @@ def test_a_measurement_record_of_another_declaration_is_not_read():
     assert measurement(record, "rot90-raw") == {"ok": 1}
     with pytest.raises(MissingMeasurement, match="outdated record of measurement 'rot90-interior'"):
         measurement(record, "rot90-interior")
+
+
+def test_quick_attacks_one_stdcnn_with_autoattack_and_full_cpu_both():
+    from pipeline.experiments import run_measurements
+    def attacked(scale, dataset=None):
+        fig = figure("fig1", scale, dataset)
+        return {(r.train.train_rotation, m.epsilons, m.points) for r in fig.runs
+                for m in run_measurements(r) if m.attack == "autoattack"}
+    assert attacked("quick") == {(180.0, (0.1,), 50)}
+    assert any("AutoAttack gap on the A = 180 StdCNN only" in d
+               for d in figure("fig1", "quick").deviations)
+    # full-cpu keeps the declaration its committed records were made with
+    assert attacked("full-cpu", "fashion-mnist") == {(0.0, (0.02, 0.05), 100),
+                                                     (180.0, (0.02, 0.05), 100)}

@@ -317,12 +317,12 @@ def test_channels_last_applies_to_runs_without_an_attack_only(tmp_path, monkeypa
     assert seen == [True, False]
 
 
-def test_runs_that_carry_autoattack_start_first():
-    # the seed-0 StdCNNs at A = 0 and 180 also run AutoAttack, the costliest measurement: a
-    # sweep starts them first, so that no core idles while the last one attacks
+@pytest.mark.parametrize("scale, dataset", [("quick", None), ("full-cpu", "fashion-mnist")])
+def test_runs_that_carry_autoattack_start_first(scale, dataset):
+    # the seed-0 StdCNNs that also run AutoAttack, the costliest measurement, start first,
+    # so that no core idles at the end of a sweep while the last one attacks
     from pipeline.experiments import figure, run_measurements
     from pipeline.sweep import by_cost
-    runs = figure("fig1", "quick").runs
+    runs = figure("fig1", scale, dataset).runs
     measured = [r for r in runs if any(m.attack == "autoattack" for m in run_measurements(r))]
-    assert {r.train.train_rotation for r in measured} == {0.0, 180.0}
-    assert set(by_cost(runs)[:2]) == set(measured)
+    assert measured and set(by_cost(runs)[:len(measured)]) == set(measured)
