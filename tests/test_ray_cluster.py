@@ -192,9 +192,11 @@ def test_stopping_the_driver_cancels_every_task(cluster, tmp_path, how):
     deadline = time.monotonic() + 30
     while _cpus_free() < total and time.monotonic() < deadline:  # earlier tests' leases
         time.sleep(0.2)
+    # a shell's background job inherits SIGINT ignored: the driver gets a terminal's default
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path / "store"),
                                handle.address], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while (_cpus_free() > 0 or len(_running_tasks()) < total) and \
