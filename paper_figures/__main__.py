@@ -153,8 +153,8 @@ def _cmd_plot(args) -> None:
 
 
 def _cmd_all(args) -> None:
-    status = run_and_plot(FIGURE_NAMES + CHECK_RUN_SETS, args.scale, args.store, args.jobs, args.ray,
-                          args.gpus_per_run, args.data_dir, args.download, args.out,
+    status = run_and_plot(FIGURE_NAMES + CHECK_RUN_SETS, args.scale, args.store, args.jobs,
+                          args.ray, args.gpus_per_run, args.data_dir, args.download, args.out,
                           not args.quiet, args.device, dataset=args.dataset,
                           checkpoint_storage=args.checkpoint_storage,
                           results=_results(args), channels_last=args.channels_last)

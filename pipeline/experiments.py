@@ -279,8 +279,9 @@ EPS_GRIDS = {
     # (measured on an H200 with the paper declaration, 50 epochs), so 0:0.1:0.005.
     ("fashion-mnist", "standard", "long"): grid(0, 0.1, 0.005),
 }
-# test images of the quick profiles: make demo's 15 minutes on 2 cores (300 with the eps grids
-# above made its sweep 12.5 minutes of its 15; profiles are a third to a half of each run)
+# test images of the quick profiles, sized by make demo's 15 minutes on 2 cores: with 300 a
+# fresh clone's make demo took 14 min 41 s to 14 min 57 s even on a coarser eps grid (profiles
+# are a third to a half of each run); with 200 and these grids, 13 min 5 s
 QUICK_TEST = 200
 LONG_TRAINING = ("paper", "full")  # scales whose models train long enough to be less robust
 FULL_CPU_TEST = 1000  # test images of the full-cpu profiles
@@ -594,7 +595,7 @@ def _curriculum(scale: str, dataset: str | None = None) -> FigureSpec:
 # ours: epochs of the corollary's P4CNN per scale (quick: ~0.8 test accuracy on mnist5k after
 # 3 epochs; full-cpu: one pass over 60,000 images). Each scale trains its own run: the run's
 # key must differ wherever its declared measurements do (quick's attack the first points of
-# a 300-image subset, full and paper's those of 10,000), and full and paper, which declare
+# a 200-image subset, full and paper's those of 10,000), and full and paper, which declare
 # the same measurements, may share one.
 COROLLARY_EPOCHS = {"quick": 3, "full-cpu": 1, "full": 2, "paper": 2}
 COROLLARY_LR = 3e-3
@@ -669,7 +670,10 @@ QUICK_ATTACK_GAP = AttackGapPlan(thetas=(180.0,), points=50, n_eps=1)
 
 
 def attack_gap_plan(scale: str) -> AttackGapPlan:
+    """The AutoAttack gap's runs, points and eps at `scale`."""
     return QUICK_ATTACK_GAP if scale == "quick" else AttackGapPlan()
+
+
 COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
 COROLLARY_POINTS, COROLLARY_STEPS = 100, 20
 

@@ -22,10 +22,9 @@ from core.errors import UsageError
 from pipeline import make
 from pipeline.calibrate import resolution
 from core.outcomes import unbits
-from pipeline.experiments import (attack_gap_plan, CHECK_RUN_SETS, COROLLARY_INTERIOR,
-                                  COROLLARY_RAW, MNIST_FIGURES, MNIST_SHAPED, QUOTED,
-                                  QUOTED_DATASETS, SCALES, declared, figure, quoted_name,
-                                  scale_label)
+from pipeline.experiments import (CHECK_RUN_SETS, COROLLARY_INTERIOR, COROLLARY_RAW,
+                                  MNIST_FIGURES, MNIST_SHAPED, QUOTED, QUOTED_DATASETS, SCALES,
+                                  attack_gap_plan, declared, figure, quoted_name, scale_label)
 from pipeline.runstore import MissingRunError, RunStore, portable_path
 from pipeline.sweep import RunOptions
 from theory.result import TheoremCheck
