@@ -394,14 +394,17 @@ def _mnist_rotation(name: str, model: str, scale: str, dataset: str | None) -> F
         notes += (f"training rotations A = {', '.join(f'{a:g}' for a in rotations)} only "
                   "(paper: 0, 30, ..., 180; CPU budget)",)
     if name == "fig1" and attack_gap_plan(scale) != AttackGapPlan():
-        plan = attack_gap_plan(scale)
-        notes += (f"{scale}: the AutoAttack gap on the A = "
-                  f"{', '.join(f'{a:g}' for a in plan.thetas)} StdCNN only, "
-                  f"{plan.points} points at eps "
-                  f"{', '.join(f'{e:g}' for e in ATTACK_GAP_EPS[dataset][:plan.n_eps])} "
-                  f"(full-cpu and paper: A = 0 and 180, {ATTACK_GAP_POINTS} points, eps "
-                  f"{', '.join(f'{e:g}' for e in ATTACK_GAP_EPS[dataset])}): the standard "
-                  "AutoAttack costs 1-3 CPU-minutes per model and eps",)
+        plan, eps = attack_gap_plan(scale), ATTACK_GAP_EPS[dataset]
+
+        def listed(xs) -> str:
+            return ", ".join(f"{x:g}" for x in xs)
+
+        notes += (f"{scale}: the AutoAttack gap on the A = {listed(plan.thetas)} StdCNN only, "
+                  f"{plan.points} points at eps {listed(eps[:plan.n_eps])} (full-cpu and "
+                  f"paper: A = {' and '.join(f'{a:g}' for a in ATTACK_GAP_THETAS)}, "
+                  f"{ATTACK_GAP_POINTS} points, eps "
+                  f"{listed(eps)}): the standard AutoAttack costs 1-3 CPU-minutes per model "
+                  "and eps",)
     runs = seeded((_mnist_profiles(scale, dataset).run(
         _train_config(model=model, train_rotation=a, **base)) for a in rotations), seeds)
     return FigureSpec(name, f"{label} on {dataset} trained with random rotations in [-A°, A°]",
@@ -674,6 +677,7 @@ def attack_gap_plan(scale: str) -> AttackGapPlan:
     return QUICK_ATTACK_GAP if scale == "quick" else AttackGapPlan()
 
 
+COROLLARY_THETAS = (0.0, 180.0)  # the StdCNN side of the corollary: seed-0 fig1 runs at these A
 COROLLARY_EPS = (0.02, 0.05, 0.1)  # assigned to the points in turn
 COROLLARY_POINTS, COROLLARY_STEPS = 100, 20
 
@@ -733,26 +737,30 @@ COROLLARY_RAW, COROLLARY_INTERIOR = "rot90-raw", "rot90-interior"
 
 def _fig1_measurements(fig: FigureSpec) -> dict[str, tuple[Measurement, ...]]:
     """The quoted numbers (every seed at A = 180 and 60, MNIST only), the
-    AutoAttack gap and the rot90 attack (seed-0 StdCNNs at A = 0 and 180)."""
+    AutoAttack gap (seed-0 StdCNNs of `attack_gap_plan`) and the rot90 attack
+    (seed-0 StdCNNs at COROLLARY_THETAS)."""
     out: dict[str, list[Measurement]] = {}
     first_seed, plan = fig.seeds[0], attack_gap_plan(fig.scale)
     for run in fig.runs:
         t, found = run.train, []
+
+        def seed0_at(thetas) -> bool:
+            return t.seed == first_seed and any(abs(t.train_rotation - a) < 1e-9 for a in thetas)
+
         for theta, eps in QUOTED:
             if fig.dataset in QUOTED_DATASETS and abs(t.train_rotation - theta) < 1e-9:
                 grid = tuple(sorted({0.0, eps, round(eps * MNIST_STD, 6)}))
                 found.append(Measurement(quoted_name(theta), "pgd", grid))
-        if t.seed == first_seed and any(abs(t.train_rotation - a) < 1e-9 for a in plan.thetas):
+        if seed0_at(plan.thetas):
             eps = ATTACK_GAP_EPS[fig.dataset][:plan.n_eps]
             found.append(Measurement(ATTACK_GAP_AUTOATTACK, "autoattack", eps,
                                      points=plan.points, library=AUTOATTACK_REFERENCE))
             for steps in dict.fromkeys((run.pgd_steps, QUOTED_STEPS)):
                 found.append(Measurement(attack_gap_pgd_name(steps), "pgd", eps, steps,
                                          points=plan.points))
-        if t.seed == first_seed and any(abs(t.train_rotation - a) < 1e-9 for a in ATTACK_GAP_THETAS):
-            if declared("corollary", fig.scale):  # the StdCNN side of the corollary check
-                found.append(Measurement(COROLLARY_RAW, "rot90", COROLLARY_EPS, COROLLARY_STEPS,
-                                         COROLLARY_POINTS, "first"))
+        if seed0_at(COROLLARY_THETAS) and declared("corollary", fig.scale):
+            found.append(Measurement(COROLLARY_RAW, "rot90", COROLLARY_EPS, COROLLARY_STEPS,
+                                     COROLLARY_POINTS, "first"))
         if found:
             out[run.key] = found
     return {k: tuple(v) for k, v in out.items()}

@@ -23,8 +23,9 @@ from pipeline import make
 from pipeline.calibrate import resolution
 from core.outcomes import unbits
 from pipeline.experiments import (CHECK_RUN_SETS, COROLLARY_INTERIOR, COROLLARY_RAW,
-                                  MNIST_FIGURES, MNIST_SHAPED, QUOTED, QUOTED_DATASETS, SCALES,
-                                  attack_gap_plan, declared, figure, quoted_name, scale_label)
+                                  COROLLARY_THETAS, MNIST_FIGURES, MNIST_SHAPED, QUOTED,
+                                  QUOTED_DATASETS, SCALES, attack_gap_plan, declared, figure,
+                                  quoted_name, scale_label)
 from pipeline.runstore import MissingRunError, RunStore, portable_path
 from pipeline.sweep import RunOptions
 from theory.result import TheoremCheck
@@ -398,7 +399,7 @@ def corollary_checks(runs: Runs) -> list[CheckResult]:
     """Sec. 1.1: PGD (no random start) on x and rot90(x), float64, as
     measured with each run (the same test images for every model)."""
     cfg = runs.config
-    std = {theta: _stdcnn(runs, theta) for theta in (0.0, 180.0)}  # fig1 first: cheap to miss
+    std = {theta: _stdcnn(runs, theta) for theta in COROLLARY_THETAS}  # fig1 first: cheap to miss
     p4, source = invariant_p4cnn(runs)
     cases = [("p4cnn_invariant_head", "P4CNN, invariant head, raw test images", p4, COROLLARY_RAW,
               True, source, "raw test images"),
